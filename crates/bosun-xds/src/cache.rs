@@ -1,0 +1,226 @@
+//! Caches: where the server gets the resources it pushes.
+//!
+//! The server knows nothing about where configuration comes from; it asks a [`Cache`] for a
+//! watch on one type for one node and pushes whatever the watch holds.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use crate::snapshot::{Snapshot, SnapshotError, TypeResources};
+
+/// What a stream watches for one type: `None` until the node's group has a snapshot.
+pub type TypeWatch = watch::Receiver<Option<Arc<TypeResources>>>;
+
+/// A source of resources for the server.
+pub trait Cache: Send + Sync + 'static {
+    /// A watch on the resources of `type_url` that `node` should receive. The receiver's value
+    /// changes whenever those resources change, and only then.
+    fn watch(&self, node: &Node, type_url: &str) -> TypeWatch;
+}
+
+/// Maps a node to the key of the group whose snapshot it receives.
+pub trait NodeHash: Send + Sync + 'static {
+    /// The group key of `node`.
+    fn group(&self, node: &Node) -> String;
+}
+
+/// Groups nodes by `node.id` (one snapshot per node), as go-control-plane's `IDHash`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ByNodeId;
+
+impl NodeHash for ByNodeId {
+    fn group(&self, node: &Node) -> String {
+        node.id.clone()
+    }
+}
+
+/// Groups nodes by `node.cluster`: every node of one service cluster shares a snapshot.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ByNodeCluster;
+
+impl NodeHash for ByNodeCluster {
+    fn group(&self, node: &Node) -> String {
+        node.cluster.clone()
+    }
+}
+
+impl<F: Fn(&Node) -> String + Send + Sync + 'static> NodeHash for F {
+    fn group(&self, node: &Node) -> String {
+        self(node)
+    }
+}
+
+/// A snapshot per group of nodes. Setting a snapshot wakes only the watches of the types whose
+/// version changed.
+pub struct SnapshotCache {
+    hash: Box<dyn NodeHash>,
+    groups: RwLock<HashMap<String, Arc<Group>>>,
+}
+
+#[derive(Default)]
+struct Group {
+    state: Mutex<GroupState>,
+}
+
+#[derive(Default)]
+struct GroupState {
+    snapshot: Option<Arc<Snapshot>>,
+    watches: HashMap<String, watch::Sender<Option<Arc<TypeResources>>>>,
+}
+
+impl GroupState {
+    fn current(&self, type_url: &str) -> Option<Arc<TypeResources>> {
+        let snapshot = self.snapshot.as_ref()?;
+        Some(snapshot.resources(type_url).cloned().unwrap_or_else(|| Arc::new(TypeResources::new(type_url, []))))
+    }
+}
+
+impl fmt::Debug for SnapshotCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotCache").field("groups", &self.groups.read().len()).finish()
+    }
+}
+
+impl Default for SnapshotCache {
+    fn default() -> Self {
+        Self::new(ByNodeId)
+    }
+}
+
+impl SnapshotCache {
+    /// A cache that groups nodes with `hash`.
+    pub fn new(hash: impl NodeHash) -> Self {
+        Self { hash: Box::new(hash), groups: RwLock::new(HashMap::new()) }
+    }
+
+    fn group(&self, key: &str) -> Arc<Group> {
+        if let Some(g) = self.groups.read().get(key) {
+            return g.clone();
+        }
+        self.groups.write().entry(key.to_owned()).or_default().clone()
+    }
+
+    /// Checks `snapshot` for consistency and, if it passes, makes it the snapshot of `group`.
+    /// Types whose content is unchanged keep their version and wake nobody.
+    pub fn set_snapshot(&self, group: &str, mut snapshot: Snapshot) -> Result<(), SnapshotError> {
+        snapshot.check_consistency()?;
+        let g = self.group(group);
+        let mut state = g.state.lock();
+        if let Some(prev) = &state.snapshot {
+            snapshot.reuse_unchanged(prev);
+        }
+        state.snapshot = Some(Arc::new(snapshot));
+        let GroupState { snapshot, watches } = &mut *state;
+        let Some(snapshot) = snapshot.as_ref() else { return Ok(()) };
+        watches.retain(|type_url, tx| {
+            let next = snapshot.resources(type_url);
+            tx.send_if_modified(|cur| match (cur.as_ref(), next) {
+                (Some(cur), Some(next)) if Arc::ptr_eq(cur, next) => false,
+                (Some(cur), None) if cur.is_empty() => false,
+                _ => {
+                    *cur = Some(next.cloned().unwrap_or_else(|| Arc::new(TypeResources::new(type_url, []))));
+                    true
+                }
+            });
+            // Forget the channels nobody listens to any more.
+            tx.receiver_count() > 0
+        });
+        Ok(())
+    }
+
+    /// The snapshot of `group`, if one was set.
+    pub fn snapshot(&self, group: &str) -> Option<Arc<Snapshot>> {
+        self.groups.read().get(group).and_then(|g| g.state.lock().snapshot.clone())
+    }
+
+    /// Removes the snapshot of `group`; its streams keep what they have until a new one is set.
+    pub fn clear_snapshot(&self, group: &str) {
+        if let Some(g) = self.groups.write().remove(group) {
+            g.state.lock().snapshot = None;
+        }
+    }
+
+    /// The group keys that have a snapshot.
+    pub fn groups(&self) -> Vec<String> {
+        self.groups.read().iter().filter(|(_, g)| g.state.lock().snapshot.is_some()).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// The group key of `node`.
+    pub fn group_of(&self, node: &Node) -> String {
+        self.hash.group(node)
+    }
+}
+
+impl Cache for SnapshotCache {
+    fn watch(&self, node: &Node, type_url: &str) -> TypeWatch {
+        let g = self.group(&self.hash.group(node));
+        let mut state = g.state.lock();
+        if let Some(tx) = state.watches.get(type_url) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = watch::channel(state.current(type_url));
+        state.watches.insert(type_url.to_owned(), tx);
+        rx
+    }
+}
+
+impl<C: Cache + ?Sized> Cache for Arc<C> {
+    fn watch(&self, node: &Node, type_url: &str) -> TypeWatch {
+        (**self).watch(node, type_url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::{Resource, type_url};
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
+
+    fn node(id: &str) -> Node {
+        Node { id: id.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn only_changed_types_wake() {
+        let cache = SnapshotCache::default();
+        let mut cds = cache.watch(&node("n"), type_url::CLUSTER);
+        let mut lds = cache.watch(&node("n"), type_url::LISTENER);
+        assert!(cds.borrow().is_none());
+        let c = Resource::new(&Cluster { name: "c".into(), ..Default::default() });
+        let l = Resource::new(&Listener { name: "l".into(), ..Default::default() });
+        cache.set_snapshot("n", Snapshot::new([c.clone(), l.clone()])).expect("set");
+        assert!(cds.has_changed().expect("open") && lds.has_changed().expect("open"));
+        cds.borrow_and_update();
+        lds.borrow_and_update();
+        let c2 = Resource::new(&Cluster { name: "c2".into(), ..Default::default() });
+        cache.set_snapshot("n", Snapshot::new([c2, l])).expect("set");
+        assert!(cds.has_changed().expect("open"));
+        assert!(!lds.has_changed().expect("open"), "listeners did not change");
+        // Removing every listener wakes the listener watch with an empty set.
+        cds.borrow_and_update();
+        cache.set_snapshot("n", Snapshot::new([c])).expect("set");
+        assert!(lds.has_changed().expect("open"));
+        assert!(lds.borrow_and_update().as_ref().expect("set").is_empty());
+    }
+
+    #[test]
+    fn groups_are_separate() {
+        let cache = SnapshotCache::new(ByNodeCluster);
+        let a = Node { id: "1".into(), cluster: "a".into(), ..Default::default() };
+        let b = Node { id: "2".into(), cluster: "b".into(), ..Default::default() };
+        let wa = cache.watch(&a, type_url::CLUSTER);
+        let wb = cache.watch(&b, type_url::CLUSTER);
+        cache
+            .set_snapshot("a", Snapshot::new([Resource::new(&Cluster { name: "c".into(), ..Default::default() })]))
+            .expect("set");
+        assert!(wa.has_changed().expect("open"));
+        assert!(!wb.has_changed().expect("open"));
+        assert!(wb.borrow().is_none());
+    }
+}

@@ -1,0 +1,23 @@
+//! `bosun-xds`: an xDS control-plane server library, the Rust counterpart of go-control-plane.
+//!
+//! - [`resource`]: named, versioned resources, encoded once and shared by every stream;
+//! - [`snapshot`]: a consistent set of resources of every type, checked before it is served;
+//! - [`cache`]: where the server gets resources ([`Cache`]), and the per-node-group
+//!   [`SnapshotCache`];
+//! - [`server`]: ADS and per-type State-of-the-World discovery over a cache;
+//! - [`observer`]: stream, request, response, ACK and NACK events for status and metrics.
+
+#![warn(missing_docs)]
+
+pub mod cache;
+pub mod codec;
+pub mod observer;
+pub mod resource;
+pub mod server;
+pub mod snapshot;
+
+pub use cache::{ByNodeCluster, ByNodeId, Cache, NodeHash, SnapshotCache};
+pub use observer::{Observer, ResponseEvent, StreamId};
+pub use resource::{Resource, XdsResource, type_url};
+pub use server::{XdsServer, XdsServerBuilder};
+pub use snapshot::{Snapshot, SnapshotError, TypeResources};

@@ -1,0 +1,192 @@
+//! Resources: a named, versioned, already-encoded xDS resource, and the Envoy type URLs.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, ScopedRouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
+use envoy_types::pb::envoy::service::runtime::v3::Runtime;
+use prost::Message;
+
+use crate::codec::{len_field_size, put_len_field};
+
+/// Type URLs of the Envoy v3 resource types.
+pub mod type_url {
+    /// `envoy.config.cluster.v3.Cluster` (CDS).
+    pub const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+    /// `envoy.config.endpoint.v3.ClusterLoadAssignment` (EDS).
+    pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+    /// `envoy.config.listener.v3.Listener` (LDS).
+    pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+    /// `envoy.config.route.v3.RouteConfiguration` (RDS).
+    pub const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+    /// `envoy.config.route.v3.ScopedRouteConfiguration` (SRDS).
+    pub const SCOPED_ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration";
+    /// `envoy.config.route.v3.VirtualHost` (VHDS).
+    pub const VIRTUAL_HOST: &str = "type.googleapis.com/envoy.config.route.v3.VirtualHost";
+    /// `envoy.extensions.transport_sockets.tls.v3.Secret` (SDS).
+    pub const SECRET: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+    /// `envoy.service.runtime.v3.Runtime` (RTDS).
+    pub const RUNTIME: &str = "type.googleapis.com/envoy.service.runtime.v3.Runtime";
+    /// `envoy.config.core.v3.TypedExtensionConfig` (ECDS).
+    pub const EXTENSION_CONFIG: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
+}
+
+/// A protobuf message that is an xDS resource: it has a type URL and a name.
+pub trait XdsResource: Message {
+    /// The resource's type URL.
+    const TYPE_URL: &'static str;
+    /// The resource's name, as clients subscribe to it.
+    fn resource_name(&self) -> &str;
+}
+
+macro_rules! xds_resource {
+    ($ty:ty, $url:expr, $field:ident) => {
+        impl XdsResource for $ty {
+            const TYPE_URL: &'static str = $url;
+            fn resource_name(&self) -> &str {
+                &self.$field
+            }
+        }
+    };
+}
+
+xds_resource!(Cluster, type_url::CLUSTER, name);
+xds_resource!(ClusterLoadAssignment, type_url::ENDPOINT, cluster_name);
+xds_resource!(Listener, type_url::LISTENER, name);
+xds_resource!(RouteConfiguration, type_url::ROUTE, name);
+xds_resource!(ScopedRouteConfiguration, type_url::SCOPED_ROUTE, name);
+xds_resource!(VirtualHost, type_url::VIRTUAL_HOST, name);
+xds_resource!(Secret, type_url::SECRET, name);
+xds_resource!(Runtime, type_url::RUNTIME, name);
+xds_resource!(TypedExtensionConfig, type_url::EXTENSION_CONFIG, name);
+
+/// One xDS resource: its type, name, content version and bytes, encoded once.
+///
+/// Cloning is a reference-count increment. The version is a hash of the encoded content, so the
+/// same content gives the same version in every process and after every restart.
+#[derive(Clone)]
+pub struct Resource(Arc<Inner>);
+
+struct Inner {
+    type_url: Arc<str>,
+    name: Arc<str>,
+    version: Box<str>,
+    /// Hash of name and version, for order-free digests of a set of resources.
+    name_version_digest: u64,
+    value: Bytes,
+    /// `DiscoveryResponse.resources` entry: field 2, a `google.protobuf.Any`.
+    sotw_entry: Bytes,
+}
+
+impl Resource {
+    /// A resource of `type_url` named `name` whose message encodes to `value`.
+    pub fn from_encoded(type_url: impl Into<Arc<str>>, name: impl Into<Arc<str>>, value: Bytes) -> Self {
+        let type_url = type_url.into();
+        let name = name.into();
+        let content = xxhash_rust::xxh3::xxh3_64(&value);
+        let version = format!("{content:016x}").into_boxed_str();
+        let name_version_digest = xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), content);
+        let any_len = len_field_size(1, type_url.len()) + len_field_size(2, value.len());
+        let mut entry = BytesMut::with_capacity(len_field_size(2, any_len));
+        prost::encoding::encode_key(2, prost::encoding::WireType::LengthDelimited, &mut entry);
+        prost::encoding::encode_varint(any_len as u64, &mut entry);
+        put_len_field(&mut entry, 1, type_url.as_bytes());
+        put_len_field(&mut entry, 2, &value);
+        Self(Arc::new(Inner { type_url, name, version, name_version_digest, value, sotw_entry: entry.freeze() }))
+    }
+
+    /// Encodes a typed Envoy resource.
+    pub fn new<M: XdsResource>(message: &M) -> Self {
+        Self::from_encoded(M::TYPE_URL, message.resource_name(), Bytes::from(message.encode_to_vec()))
+    }
+
+    /// The type URL.
+    pub fn type_url(&self) -> &str {
+        &self.0.type_url
+    }
+
+    /// The name clients subscribe to.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub(crate) fn name_arc(&self) -> &Arc<str> {
+        &self.0.name
+    }
+
+    /// The content version (a hash of the encoded message).
+    pub fn version(&self) -> &str {
+        &self.0.version
+    }
+
+    /// The encoded message (without the `Any` wrapper).
+    pub fn value(&self) -> &Bytes {
+        &self.0.value
+    }
+
+    /// Decodes the message as `M`.
+    pub fn decode<M: Message + Default>(&self) -> Result<M, prost::DecodeError> {
+        M::decode(self.0.value.clone())
+    }
+
+    pub(crate) fn name_version_digest(&self) -> u64 {
+        self.0.name_version_digest
+    }
+
+    pub(crate) fn sotw_entry(&self) -> &Bytes {
+        &self.0.sotw_entry
+    }
+}
+
+impl fmt::Debug for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resource")
+            .field("type_url", &self.type_url())
+            .field("name", &self.name())
+            .field("version", &self.version())
+            .field("bytes", &self.0.value.len())
+            .finish()
+    }
+}
+
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        self.type_url() == other.type_url() && self.name() == other.name() && self.0.value == other.0.value
+    }
+}
+
+impl Eq for Resource {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::google::protobuf::Any;
+
+    #[test]
+    fn sotw_entry_is_an_encoded_any() {
+        let cluster = Cluster { name: "c1".into(), ..Default::default() };
+        let r = Resource::new(&cluster);
+        // A DiscoveryResponse made of just this entry decodes back to the cluster.
+        let resp = envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse::decode(r.sotw_entry().clone())
+            .expect("decodes");
+        assert_eq!(resp.resources.len(), 1);
+        let any: &Any = &resp.resources[0];
+        assert_eq!(any.type_url, type_url::CLUSTER);
+        assert_eq!(Cluster::decode(any.value.as_slice()).expect("cluster"), cluster);
+    }
+
+    #[test]
+    fn version_follows_content() {
+        let a = Resource::new(&Cluster { name: "c1".into(), ..Default::default() });
+        let b = Resource::new(&Cluster { name: "c1".into(), ..Default::default() });
+        let c = Resource::new(&Cluster { name: "c1".into(), alt_stat_name: "x".into(), ..Default::default() });
+        assert_eq!(a.version(), b.version());
+        assert_ne!(a.version(), c.version());
+    }
+}

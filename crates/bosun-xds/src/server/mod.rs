@@ -1,0 +1,231 @@
+//! The xDS gRPC server: ADS and the per-type discovery services over one [`Cache`].
+
+mod sotw;
+mod subscription;
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use futures::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::cache::Cache;
+use crate::codec::EncodedMessage;
+use crate::observer::{NoopObserver, Observer, StreamId};
+use crate::resource::type_url;
+
+#[allow(missing_docs, clippy::all)]
+mod generated {
+    macro_rules! service {
+        ($name:ident, $file:literal) => {
+            pub mod $name {
+                include!(concat!(env!("OUT_DIR"), "/", $file));
+            }
+        };
+    }
+    service!(ads, "envoy.service.discovery.v3.AggregatedDiscoveryService.rs");
+    service!(cds, "envoy.service.cluster.v3.ClusterDiscoveryService.rs");
+    service!(eds, "envoy.service.endpoint.v3.EndpointDiscoveryService.rs");
+    service!(lds, "envoy.service.listener.v3.ListenerDiscoveryService.rs");
+    service!(rds, "envoy.service.route.v3.RouteDiscoveryService.rs");
+    service!(sds, "envoy.service.secret.v3.SecretDiscoveryService.rs");
+    service!(rtds, "envoy.service.runtime.v3.RuntimeDiscoveryService.rs");
+    service!(ecds, "envoy.service.extension.v3.ExtensionConfigDiscoveryService.rs");
+}
+
+use generated::*;
+
+/// The response stream of a discovery RPC.
+pub type ResponseStream = Pin<Box<dyn Stream<Item = Result<EncodedMessage, Status>> + Send + 'static>>;
+
+pub(crate) struct Shared {
+    cache: Arc<dyn Cache>,
+    observer: Arc<dyn Observer>,
+    next_stream: AtomicU64,
+    legacy_wildcard: HashSet<String>,
+    control_plane_id: String,
+}
+
+impl Shared {
+    fn next_stream_id(&self) -> StreamId {
+        self.next_stream.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Whether an empty first request of `type_url` means wildcard.
+    fn legacy_wildcard(&self, type_url: &str) -> bool {
+        self.legacy_wildcard.contains(type_url)
+    }
+}
+
+/// The xDS server: serves every discovery service from one cache.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use bosun_xds::{SnapshotCache, XdsServer};
+/// let cache = Arc::new(SnapshotCache::default());
+/// let routes = XdsServer::new(cache.clone()).routes();
+/// tonic::transport::Server::builder()
+///     .add_routes(routes)
+///     .serve("127.0.0.1:18000".parse()?)
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct XdsServer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for XdsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdsServer").field("control_plane_id", &self.shared.control_plane_id).finish()
+    }
+}
+
+/// Builds an [`XdsServer`].
+pub struct XdsServerBuilder {
+    cache: Arc<dyn Cache>,
+    observer: Arc<dyn Observer>,
+    legacy_wildcard: HashSet<String>,
+    control_plane_id: String,
+}
+
+impl XdsServerBuilder {
+    /// Sends the server's events to `observer`.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The types for which an empty first request means wildcard (default: clusters and
+    /// listeners, as Envoy expects). Proxyless gRPC clients never rely on it.
+    pub fn legacy_wildcard_types<I: IntoIterator<Item = S>, S: Into<String>>(mut self, types: I) -> Self {
+        self.legacy_wildcard = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The identifier sent in `control_plane.identifier` of every response.
+    pub fn control_plane_id(mut self, id: impl Into<String>) -> Self {
+        self.control_plane_id = id.into();
+        self
+    }
+
+    /// The server.
+    pub fn build(self) -> XdsServer {
+        XdsServer {
+            shared: Arc::new(Shared {
+                cache: self.cache,
+                observer: self.observer,
+                next_stream: AtomicU64::new(0),
+                legacy_wildcard: self.legacy_wildcard,
+                control_plane_id: self.control_plane_id,
+            }),
+        }
+    }
+}
+
+impl XdsServer {
+    /// A server with default settings over `cache`.
+    pub fn new(cache: impl Cache) -> Self {
+        Self::builder(cache).build()
+    }
+
+    /// A builder for a server over `cache`.
+    pub fn builder(cache: impl Cache) -> XdsServerBuilder {
+        XdsServerBuilder {
+            cache: Arc::new(cache),
+            observer: Arc::new(NoopObserver),
+            legacy_wildcard: [type_url::CLUSTER, type_url::LISTENER].into_iter().map(String::from).collect(),
+            control_plane_id: String::new(),
+        }
+    }
+
+    /// Every discovery service of this server, to add to a tonic server.
+    pub fn routes(&self) -> tonic::service::Routes {
+        tonic::service::Routes::default()
+            .add_service(ads::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer::new(self.clone()))
+            .add_service(cds::cluster_discovery_service_server::ClusterDiscoveryServiceServer::new(self.clone()))
+            .add_service(eds::endpoint_discovery_service_server::EndpointDiscoveryServiceServer::new(self.clone()))
+            .add_service(lds::listener_discovery_service_server::ListenerDiscoveryServiceServer::new(self.clone()))
+            .add_service(rds::route_discovery_service_server::RouteDiscoveryServiceServer::new(self.clone()))
+            .add_service(sds::secret_discovery_service_server::SecretDiscoveryServiceServer::new(self.clone()))
+            .add_service(rtds::runtime_discovery_service_server::RuntimeDiscoveryServiceServer::new(self.clone()))
+            .add_service(
+                ecds::extension_config_discovery_service_server::ExtensionConfigDiscoveryServiceServer::new(self.clone()),
+            )
+    }
+
+    fn sotw(&self, request: Request<Streaming<DiscoveryRequest>>, fixed_type: Option<&'static str>) -> Response<ResponseStream> {
+        let stream = sotw::SotwStream::new(self.shared.clone(), request.into_inner(), fixed_type);
+        let responses = futures::stream::unfold(stream, |mut s| async move { s.next_response().await.map(|r| (r, s)) });
+        Response::new(Box::pin(responses))
+    }
+}
+
+macro_rules! sotw_service {
+    ($module:ident :: $server_mod:ident :: $trait_:ident, $method:ident, $assoc:ident, $type_url:expr) => {
+        #[tonic::async_trait]
+        impl $module::$server_mod::$trait_ for XdsServer {
+            type $assoc = ResponseStream;
+
+            async fn $method(
+                &self,
+                request: Request<Streaming<DiscoveryRequest>>,
+            ) -> Result<Response<ResponseStream>, Status> {
+                Ok(self.sotw(request, $type_url))
+            }
+        }
+    };
+}
+
+sotw_service!(
+    ads::aggregated_discovery_service_server::AggregatedDiscoveryService,
+    stream_aggregated_resources,
+    StreamAggregatedResourcesStream,
+    None
+);
+sotw_service!(
+    cds::cluster_discovery_service_server::ClusterDiscoveryService,
+    stream_clusters,
+    StreamClustersStream,
+    Some(type_url::CLUSTER)
+);
+sotw_service!(
+    eds::endpoint_discovery_service_server::EndpointDiscoveryService,
+    stream_endpoints,
+    StreamEndpointsStream,
+    Some(type_url::ENDPOINT)
+);
+sotw_service!(
+    lds::listener_discovery_service_server::ListenerDiscoveryService,
+    stream_listeners,
+    StreamListenersStream,
+    Some(type_url::LISTENER)
+);
+sotw_service!(
+    rds::route_discovery_service_server::RouteDiscoveryService,
+    stream_routes,
+    StreamRoutesStream,
+    Some(type_url::ROUTE)
+);
+sotw_service!(
+    sds::secret_discovery_service_server::SecretDiscoveryService,
+    stream_secrets,
+    StreamSecretsStream,
+    Some(type_url::SECRET)
+);
+sotw_service!(
+    rtds::runtime_discovery_service_server::RuntimeDiscoveryService,
+    stream_runtime,
+    StreamRuntimeStream,
+    Some(type_url::RUNTIME)
+);
+sotw_service!(
+    ecds::extension_config_discovery_service_server::ExtensionConfigDiscoveryService,
+    stream_extension_configs,
+    StreamExtensionConfigsStream,
+    Some(type_url::EXTENSION_CONFIG)
+);

@@ -1,0 +1,124 @@
+//! What one stream subscribed to for one type, and what it should therefore receive.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use crate::snapshot::TypeResources;
+
+/// The names a client asked for, with xDS wildcard semantics (DESIGN.md §2 item 6).
+#[derive(Debug, Default)]
+pub(crate) struct Subscription {
+    /// The client receives every resource of the type.
+    wildcard: bool,
+    /// The wildcard comes from an empty first request (legacy wildcard); it lasts until the
+    /// client names something.
+    legacy: bool,
+    names: HashSet<String>,
+}
+
+/// The resources a subscription selects from a set, ready to send.
+pub(crate) struct Selection {
+    /// Identifies the selected names and versions: equal digests mean equal content.
+    pub digest: u64,
+    pub chunks: Vec<Bytes>,
+    pub count: usize,
+}
+
+impl Subscription {
+    /// Applies the names of a request. `first` is the first request of this type on the
+    /// stream; `legacy_allowed` whether an empty first request means wildcard for this type.
+    /// Returns whether the subscription changed.
+    pub fn update(&mut self, names: &[String], first: bool, legacy_allowed: bool) -> bool {
+        let old_wildcard = self.wildcard;
+        let old_names = std::mem::take(&mut self.names);
+        if names.is_empty() {
+            if first {
+                self.wildcard = legacy_allowed;
+                self.legacy = legacy_allowed;
+            } else if !self.legacy {
+                self.wildcard = false;
+            }
+        } else {
+            self.legacy = false;
+            self.wildcard = names.iter().any(|n| n == "*");
+            self.names = names.iter().filter(|n| *n != "*").cloned().collect();
+        }
+        old_wildcard != self.wildcard || old_names != self.names
+    }
+
+    /// Whether the client receives every resource of the type.
+    #[cfg(test)]
+    pub fn is_wildcard(&self) -> bool {
+        self.wildcard
+    }
+
+    /// Whether the client asked for nothing at all.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        !self.wildcard && self.names.is_empty()
+    }
+
+    /// Selects what this subscription receives from `set`.
+    pub fn select(&self, set: &TypeResources) -> Selection {
+        if self.wildcard {
+            return Selection {
+                digest: set.digest() ^ 0x9e37_79b9_7f4a_7c15,
+                chunks: vec![set.all_entries().clone()],
+                count: set.len(),
+            };
+        }
+        let mut digest = 0u64;
+        let mut chunks = Vec::with_capacity(self.names.len().min(set.len()));
+        for name in &self.names {
+            if let Some(r) = set.get(name) {
+                digest = digest.wrapping_add(r.name_version_digest());
+                chunks.push(r.sotw_entry().clone());
+            }
+        }
+        let count = chunks.len();
+        if count == set.len() && count > 1 {
+            // The client asked for everything there is: send the body that is already built.
+            chunks = vec![set.all_entries().clone()];
+        }
+        Selection { digest, chunks, count }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn legacy_wildcard_until_names() {
+        let mut s = Subscription::default();
+        s.update(&[], true, true);
+        assert!(s.is_wildcard());
+        s.update(&[], false, true);
+        assert!(s.is_wildcard(), "empty again keeps the legacy wildcard");
+        s.update(&names(&["a"]), false, true);
+        assert!(!s.is_wildcard(), "naming something ends the legacy wildcard");
+        s.update(&[], false, true);
+        assert!(s.is_empty(), "empty after names unsubscribes from all");
+    }
+
+    #[test]
+    fn explicit_wildcard_mixes_with_names() {
+        let mut s = Subscription::default();
+        s.update(&names(&["*", "a"]), true, false);
+        assert!(s.is_wildcard());
+        assert!(s.update(&names(&["a"]), false, false));
+        assert!(!s.is_wildcard());
+    }
+
+    #[test]
+    fn no_legacy_wildcard_for_named_types() {
+        let mut s = Subscription::default();
+        s.update(&[], true, false);
+        assert!(s.is_empty());
+    }
+}

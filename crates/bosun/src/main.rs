@@ -1,0 +1,5 @@
+//! The `bosun` binary.
+
+mod resources;
+
+fn main() {}
