@@ -34,20 +34,22 @@ fn main() {
     let services: Vec<Service> = SERVICES
         .iter()
         .map(|(package, name, methods)| {
-            methods.iter().fold(Service::builder().name(*name).package(*package), |svc, (method, route, req)| {
-                svc.method(
-                    Method::builder()
-                        .name(*method)
-                        .route_name(*route)
-                        .input_type(*req)
-                        .output_type("crate::codec::EncodedMessage")
-                        .codec_path("crate::codec::XdsCodec")
-                        .client_streaming()
-                        .server_streaming()
-                        .build(),
-                )
-            })
-            .build()
+            methods
+                .iter()
+                .fold(Service::builder().name(*name).package(*package), |svc, (method, route, req)| {
+                    svc.method(
+                        Method::builder()
+                            .name(*method)
+                            .route_name(*route)
+                            .input_type(*req)
+                            .output_type("crate::codec::EncodedMessage")
+                            .codec_path("crate::codec::XdsCodec")
+                            .client_streaming()
+                            .server_streaming()
+                            .build(),
+                    )
+                })
+                .build()
         })
         .collect();
     Builder::new().build_client(false).build_transport(false).compile(&services);

@@ -112,8 +112,6 @@ impl<D: Message + Default> Decoder for ProstDecoder<D> {
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<D>, Status> {
-        D::decode(src)
-            .map(Some)
-            .map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))
+        D::decode(src).map(Some).map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))
     }
 }

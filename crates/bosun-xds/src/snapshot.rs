@@ -44,7 +44,14 @@ impl TypeResources {
         }
         let digest = if resources.is_empty() { 0 } else { hasher.digest() };
         let version = if resources.is_empty() { String::from("empty") } else { format!("{digest:016x}") };
-        Self { type_url: type_url.into(), version, digest, resources, all_entries: body.freeze(), created: Instant::now() }
+        Self {
+            type_url: type_url.into(),
+            version,
+            digest,
+            resources,
+            all_entries: body.freeze(),
+            created: Instant::now(),
+        }
     }
 
     /// The type URL.
@@ -164,10 +171,8 @@ impl Snapshot {
     /// their identity (and their already-built bodies) across snapshot versions.
     pub(crate) fn reuse_unchanged(&mut self, previous: &Snapshot) {
         for (url, set) in self.types.iter_mut() {
-            if let Some(old) = previous.types.get(url) {
-                if old.version == set.version {
-                    *set = old.clone();
-                }
+            if let Some(old) = previous.types.get(url).filter(|old| old.version == set.version) {
+                *set = old.clone();
             }
         }
     }
@@ -183,10 +188,9 @@ impl Snapshot {
         if let Some(clusters) = self.types.get(type_url::CLUSTER) {
             for r in clusters.iter() {
                 let cluster: Cluster = decode(r)?;
-                if let Some(service) = eds_service_name(&cluster) {
-                    if self.resources(type_url::ENDPOINT).and_then(|t| t.get(service)).is_none() {
-                        missing.push(format!("cluster {:?} uses EDS endpoints {service:?}, which are missing", r.name()));
-                    }
+                let Some(service) = eds_service_name(&cluster) else { continue };
+                if self.resources(type_url::ENDPOINT).and_then(|t| t.get(service)).is_none() {
+                    missing.push(format!("cluster {:?} uses EDS endpoints {service:?}, which are missing", r.name()));
                 }
             }
         }
@@ -246,10 +250,10 @@ pub fn rds_names(listener: &Listener) -> Result<BTreeSet<String>, String> {
             hcms.push(bytes);
         }
     }
-    if let Some(api) = listener.api_listener.as_ref().and_then(|a| a.api_listener.as_ref()) {
-        if api.type_url == HCM_TYPE_URL {
-            hcms.push(&api.value);
-        }
+    if let Some(api) =
+        listener.api_listener.as_ref().and_then(|a| a.api_listener.as_ref()).filter(|a| a.type_url == HCM_TYPE_URL)
+    {
+        hcms.push(&api.value);
     }
     let mut names = BTreeSet::new();
     for bytes in hcms {

@@ -57,7 +57,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let admin_state = Arc::new(AdminState { registry, xds: xds_status, source });
     let admin = axum::serve(admin_listener, admin::router(admin_state)).with_graceful_shutdown(wait_for(shutdown_rx));
 
-    let servers = async { tokio::try_join!(async { xds.await.context("xDS server") }, async { admin.await.context("admin server") }) };
+    let servers = async {
+        tokio::try_join!(async { xds.await.context("xDS server") }, async { admin.await.context("admin server") })
+    };
     tokio::pin!(servers);
     tokio::select! {
         result = &mut servers => { result?; }

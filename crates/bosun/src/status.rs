@@ -122,7 +122,8 @@ impl XdsStatus {
 
     /// Every connected stream, ordered by node id.
     pub fn streams(&self) -> Vec<StreamStatus> {
-        let mut all: Vec<StreamStatus> = self.shards.iter().flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>()).collect();
+        let mut all: Vec<StreamStatus> =
+            self.shards.iter().flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>()).collect();
         all.sort_by(|a, b| (&a.node_id, a.stream).cmp(&(&b.node_id, b.stream)));
         all
     }

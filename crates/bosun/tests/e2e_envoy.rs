@@ -111,9 +111,7 @@ fn start_envoy(work: &Path, xds_port: u16) -> Proc {
     let bootstrap = work.join("envoy.yaml");
     std::fs::write(&bootstrap, envoy_bootstrap(xds_port, free_port())).expect("bootstrap");
     let mut cmd = Command::new(common::envoy_binary());
-    cmd.arg("-c")
-        .arg(&bootstrap)
-        .args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"]);
+    cmd.arg("-c").arg(&bootstrap).args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"]);
     Proc::spawn("envoy", cmd, work.join("envoy.log"))
 }
 

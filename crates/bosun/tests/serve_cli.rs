@@ -40,12 +40,14 @@ fn a_malformed_file_changes_nothing_that_is_served() {
     let before = bosun.status()["resources"]["versions"].clone();
     assert!(before["*"]["type.googleapis.com/envoy.config.cluster.v3.Cluster"].is_string(), "{before}");
 
-    std::fs::write(dir.join("bad.yaml"), "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: x\nconnect_timeout: forever\n")
-        .expect("write");
-    let error = eventually(Duration::from_secs(5), || {
-        bosun.status()["resources"]["last_error"].as_str().map(str::to_owned)
-    })
-    .unwrap_or_else(|| panic!("no error reported: {}", bosun.status()));
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: x\nconnect_timeout: forever\n",
+    )
+    .expect("write");
+    let error =
+        eventually(Duration::from_secs(5), || bosun.status()["resources"]["last_error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no error reported: {}", bosun.status()));
     assert!(error.contains("bad.yaml"), "the error names the file: {error}");
     assert!(error.contains("connect_timeout") || error.contains("duration"), "the error names the field: {error}");
     assert_eq!(bosun.status()["resources"]["versions"], before, "what is served did not change");

@@ -153,12 +153,16 @@ impl XdsServer {
             .add_service(rds::route_discovery_service_server::RouteDiscoveryServiceServer::new(self.clone()))
             .add_service(sds::secret_discovery_service_server::SecretDiscoveryServiceServer::new(self.clone()))
             .add_service(rtds::runtime_discovery_service_server::RuntimeDiscoveryServiceServer::new(self.clone()))
-            .add_service(
-                ecds::extension_config_discovery_service_server::ExtensionConfigDiscoveryServiceServer::new(self.clone()),
-            )
+            .add_service(ecds::extension_config_discovery_service_server::ExtensionConfigDiscoveryServiceServer::new(
+                self.clone(),
+            ))
     }
 
-    fn sotw(&self, request: Request<Streaming<DiscoveryRequest>>, fixed_type: Option<&'static str>) -> Response<ResponseStream> {
+    fn sotw(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+        fixed_type: Option<&'static str>,
+    ) -> Response<ResponseStream> {
         let stream = sotw::SotwStream::new(self.shared.clone(), request.into_inner(), fixed_type);
         let responses = futures::stream::unfold(stream, |mut s| async move { s.next_response().await.map(|r| (r, s)) });
         Response::new(Box::pin(responses))

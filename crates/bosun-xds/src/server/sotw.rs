@@ -83,7 +83,11 @@ pub(crate) struct SotwStream {
 }
 
 impl SotwStream {
-    pub(crate) fn new(shared: Arc<Shared>, requests: Streaming<DiscoveryRequest>, fixed_type: Option<&'static str>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        requests: Streaming<DiscoveryRequest>,
+        fixed_type: Option<&'static str>,
+    ) -> Self {
         let id = shared.next_stream_id();
         Self {
             shared,

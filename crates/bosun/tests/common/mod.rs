@@ -184,9 +184,8 @@ impl Bosun {
     }
 
     pub fn wait_healthy(&self) {
-        let ok = eventually(Duration::from_secs(20), || {
-            http_get(self.admin, "/healthz").ok().filter(|(s, _)| *s == 200)
-        });
+        let ok =
+            eventually(Duration::from_secs(20), || http_get(self.admin, "/healthz").ok().filter(|(s, _)| *s == 200));
         assert!(ok.is_some(), "bosun did not become healthy:\n{}", self.proc.output());
     }
 
@@ -200,10 +199,7 @@ impl Bosun {
     /// The value of a metric sample line that starts with `prefix` (e.g. `name{labels}`).
     pub fn metric(&self, prefix: &str) -> f64 {
         let (_, body) = http_get(self.admin, "/metrics").expect("GET /metrics");
-        body.lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        body.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
     }
 }
 
