@@ -85,13 +85,26 @@ struct Inner {
 }
 
 impl Resource {
-    /// A resource of `type_url` named `name` whose message encodes to `value`.
+    /// A resource of `type_url` named `name` whose message encodes to `value`; its version is a
+    /// hash of `value`.
     pub fn from_encoded(type_url: impl Into<Arc<str>>, name: impl Into<Arc<str>>, value: Bytes) -> Self {
+        let content = xxhash_rust::xxh3::xxh3_64(&value);
+        Self::with_content_hash(type_url, name, value, content)
+    }
+
+    /// A resource whose version is `content_hash` rather than a hash of `value`: for encoders
+    /// whose bytes are not deterministic (map fields encoded in hash order), the caller hashes a
+    /// canonical form of the content instead, so the same content keeps the same version.
+    pub fn with_content_hash(
+        type_url: impl Into<Arc<str>>,
+        name: impl Into<Arc<str>>,
+        value: Bytes,
+        content_hash: u64,
+    ) -> Self {
         let type_url = type_url.into();
         let name = name.into();
-        let content = xxhash_rust::xxh3::xxh3_64(&value);
-        let version = format!("{content:016x}").into_boxed_str();
-        let name_version_digest = xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), content);
+        let version = format!("{content_hash:016x}").into_boxed_str();
+        let name_version_digest = xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), content_hash);
         let any_len = len_field_size(1, type_url.len()) + len_field_size(2, value.len());
         let mut entry = BytesMut::with_capacity(len_field_size(2, any_len));
         prost::encoding::encode_key(2, prost::encoding::WireType::LengthDelimited, &mut entry);
@@ -157,7 +170,7 @@ impl fmt::Debug for Resource {
 
 impl PartialEq for Resource {
     fn eq(&self, other: &Self) -> bool {
-        self.type_url() == other.type_url() && self.name() == other.name() && self.0.value == other.0.value
+        self.type_url() == other.type_url() && self.name() == other.name() && self.version() == other.version()
     }
 }
 

@@ -164,10 +164,10 @@ impl Cache for DirectorySource {
         if self.cache.snapshot(&group).is_none() {
             // The first node of this cluster: give its group the snapshot it should have.
             let state = self.state.lock();
-            if self.cache.snapshot(&group).is_none() {
-                if let Err(e) = self.cache.set_snapshot(&group, state.snapshots.for_group(&group).clone()) {
-                    tracing::error!(group, "snapshot refused: {e}");
-                }
+            if self.cache.snapshot(&group).is_none()
+                && let Err(e) = self.cache.set_snapshot(&group, state.snapshots.for_group(&group).clone())
+            {
+                tracing::error!(group, "snapshot refused: {e}");
             }
         }
         self.cache.watch(node, type_url)
