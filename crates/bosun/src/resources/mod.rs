@@ -193,13 +193,17 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<(Resource, Location)>, 
     {
         vec![serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))]
     } else {
-        serde_yaml::Deserializer::from_str(text)
-            .map(|doc| {
-                serde_yaml::Value::deserialize(doc)
-                    .map_err(|e| format!("invalid YAML: {e}"))
-                    .and_then(|v| yaml_to_json(v).map_err(|e| format!("invalid YAML: {e}")))
-            })
-            .collect()
+        let mut docs = Vec::new();
+        for doc in serde_yaml::Deserializer::from_str(text) {
+            let parsed = serde_yaml::Value::deserialize(doc).map_err(|e| e.to_string()).and_then(yaml_to_json);
+            let failed = parsed.is_err();
+            docs.push(parsed.map_err(|e| format!("invalid YAML: {e}")));
+            if failed {
+                // The parser does not recover from a syntax error: it would repeat it forever.
+                break;
+            }
+        }
+        docs
     };
     for (i, doc) in documents.into_iter().enumerate() {
         let mut loc = Location { file: path.to_owned(), document: Some(i + 1), resource: None };
@@ -270,4 +274,175 @@ fn yaml_to_json(value: serde_yaml::Value) -> Result<serde_json::Value, String> {
         }
         Y::Tagged(tagged) => yaml_to_json(tagged.value)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::RouteSpecifier;
+    use prost::Message;
+
+    const CLUSTER: &str = r#"
+"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: web
+type: EDS
+connect_timeout: 2.5s
+eds_cluster_config: { eds_config: { ads: {} } }
+"#;
+
+    const LISTENER_AND_ROUTE: &str = r#"
+resources:
+- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+  name: ingress
+  address: { socket_address: { address: 0.0.0.0, port_value: 8080 } }
+  filter_chains:
+  - filters:
+    - name: envoy.filters.network.http_connection_manager
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+        stat_prefix: ingress
+        rds: { route_config_name: main, config_source: { ads: {} } }
+        http_filters:
+        - name: envoy.filters.http.router
+          typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+- "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
+  name: main
+  virtual_hosts:
+  - name: all
+    domains: ["*"]
+    routes: [ { match: { prefix: "/" }, route: { cluster: web } } ]
+"#;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(path, text).expect("write");
+    }
+
+    fn find<'a>(rs: &'a [Resource], name: &str) -> &'a Resource {
+        rs.iter().find(|r| r.name() == name).unwrap_or_else(|| panic!("{name} missing from {rs:?}"))
+    }
+
+    #[test]
+    fn loads_documents_lists_json_and_nested_any() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "cluster.yaml", CLUSTER);
+        write(dir.path(), "lds.yml", LISTENER_AND_ROUTE);
+        write(
+            dir.path(),
+            "cla.json",
+            r#"{"@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment", "cluster_name": "web",
+                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9000}}}}]}]}"#,
+        );
+        write(dir.path(), "README.md", "not a resource");
+        write(dir.path(), ".hidden.yaml", "garbage: [");
+        let loaded = load_dir(dir.path()).expect("loads");
+        assert_eq!(loaded.common.len(), 4);
+        let cluster: Cluster = find(&loaded.common, "web").decode().expect("cluster");
+        assert_eq!(cluster.connect_timeout.map(|d| (d.seconds, d.nanos)), Some((2, 500_000_000)));
+        let cla: ClusterLoadAssignment = loaded
+            .common
+            .iter()
+            .find(|r| r.type_url().ends_with("ClusterLoadAssignment"))
+            .expect("cla")
+            .decode()
+            .expect("decodes");
+        assert_eq!(cla.cluster_name, "web");
+        let listener: Listener = find(&loaded.common, "ingress").decode().expect("listener");
+        let Some(ConfigType::TypedConfig(any)) = &listener.filter_chains[0].filters[0].config_type else {
+            panic!("typed_config missing")
+        };
+        let hcm = HttpConnectionManager::decode(any.value.as_slice()).expect("nested Any decodes");
+        assert!(matches!(hcm.route_specifier, Some(RouteSpecifier::Rds(ref rds)) if rds.route_config_name == "main"));
+        let route: RouteConfiguration = find(&loaded.common, "main").decode().expect("route");
+        assert_eq!(route.virtual_hosts[0].domains, vec!["*".to_string()]);
+    }
+
+    #[test]
+    fn groups_add_to_and_override_common() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "cluster.yaml", CLUSTER);
+        write(dir.path(), "edge/cluster.yaml", &CLUSTER.replace("2.5s", "7s"));
+        write(dir.path(), "edge/extra.yaml", &CLUSTER.replace("name: web", "name: extra"));
+        let loaded = load_dir(dir.path()).expect("loads");
+        assert_eq!(loaded.group_names().collect::<Vec<_>>(), vec!["edge"]);
+        let edge = loaded.for_group("edge");
+        assert_eq!(edge.len(), 2);
+        let web: Cluster = find(&edge, "web").decode().expect("cluster");
+        assert_eq!(web.connect_timeout.map(|d| d.seconds), Some(7));
+        assert_eq!(loaded.for_group("other").len(), 1);
+    }
+
+    #[test]
+    fn versions_are_stable_with_map_fields() {
+        let text = r#"
+"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: web
+metadata:
+  filter_metadata:
+    a: { x: 1, y: "two", z: [true, false] }
+    b: { k: v }
+    c: { k: v }
+    d: { k: v }
+"#;
+        let path = Path::new("c.yaml");
+        let first = parse_file(path, text).expect("parses");
+        for _ in 0..20 {
+            let again = parse_file(path, text).expect("parses");
+            assert_eq!(again[0].0.version(), first[0].0.version());
+        }
+        let changed = parse_file(path, &text.replace("k: v }\n    d", "k: w }\n    d")).expect("parses");
+        assert_ne!(changed[0].0.version(), first[0].0.version());
+    }
+
+    #[test]
+    fn errors_name_file_document_and_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "a.yaml", "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Nope\nname: x\n");
+        write(
+            dir.path(),
+            "b.yaml",
+            &format!(
+                "{CLUSTER}---\n\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: y\nconect_timeout: 1s\n"
+            ),
+        );
+        write(dir.path(), "c.yaml", "name: no-type\n");
+        write(dir.path(), "d.yaml", "key: [unclosed\n");
+        write(
+            dir.path(),
+            "e.yaml",
+            "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nconnect_timeout: 1s\n",
+        );
+        write(dir.path(), "f.yaml", CLUSTER);
+        write(dir.path(), "h.yaml", CLUSTER);
+        write(dir.path(), "g.json", "{\"resources\": 3}");
+        let err = load_dir(dir.path()).expect_err("fails").to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        let line =
+            |file: &str| lines.iter().find(|l| l.contains(file)).copied().unwrap_or_else(|| panic!("{file}: {err}"));
+        assert!(line("a.yaml").contains("unknown type"), "{err}");
+        assert!(line("b.yaml").contains("document 2") && line("b.yaml").contains("conect_timeout"), "{err}");
+        assert!(line("c.yaml").contains("@type"), "{err}");
+        assert!(line("d.yaml").contains("invalid YAML"), "{err}");
+        assert!(line("e.yaml").contains("name"), "{err}");
+        assert!(line("h.yaml").contains("duplicate") && line("h.yaml").contains("f.yaml"), "{err}");
+        assert!(line("g.json").contains("resources: must be a list"), "{err}");
+    }
+
+    #[test]
+    fn oversize_files_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = std::fs::File::create(dir.path().join("big.yaml")).expect("create");
+        file.set_len(MAX_FILE_BYTES + 1).expect("grow");
+        let err = load_dir(dir.path()).expect_err("refused").to_string();
+        assert!(err.contains("big.yaml") && err.contains("limit"), "{err}");
+    }
 }
