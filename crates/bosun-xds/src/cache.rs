@@ -11,6 +11,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+use crate::resource::push_priority;
 use crate::snapshot::{Snapshot, SnapshotError, TypeResources};
 
 /// What a stream watches for one type: `None` until the node's group has a snapshot.
@@ -117,7 +118,15 @@ impl SnapshotCache {
         state.snapshot = Some(Arc::new(snapshot));
         let GroupState { snapshot, watches } = &mut *state;
         let Some(snapshot) = snapshot.as_ref() else { return Ok(()) };
-        watches.retain(|type_url, tx| {
+        // Forget the channels nobody listens to any more.
+        watches.retain(|_, tx| tx.receiver_count() > 0);
+        // Wake in push order: a stream that runs while this loop is still waking sees the
+        // changes of a prefix of that order, so it pushes clusters before endpoints before
+        // listeners before routes, whatever the interleaving.
+        let mut types: Vec<&String> = watches.keys().collect();
+        types.sort_by_key(|t| (push_priority(t), *t));
+        for type_url in types {
+            let Some(tx) = watches.get(type_url) else { continue };
             let next = snapshot.resources(type_url);
             tx.send_if_modified(|cur| match (cur.as_ref(), next) {
                 (Some(cur), Some(next)) if Arc::ptr_eq(cur, next) => false,
@@ -127,9 +136,7 @@ impl SnapshotCache {
                     true
                 }
             });
-            // Forget the channels nobody listens to any more.
-            tx.receiver_count() > 0
-        });
+        }
         Ok(())
     }
 
@@ -140,8 +147,14 @@ impl SnapshotCache {
 
     /// Removes the snapshot of `group`; its streams keep what they have until a new one is set.
     pub fn clear_snapshot(&self, group: &str) {
-        if let Some(g) = self.groups.write().remove(group) {
-            g.state.lock().snapshot = None;
+        let mut groups = self.groups.write();
+        let Some(g) = groups.get(group) else { return };
+        let mut state = g.state.lock();
+        state.snapshot = None;
+        state.watches.retain(|_, tx| tx.receiver_count() > 0);
+        if state.watches.is_empty() {
+            drop(state);
+            groups.remove(group);
         }
     }
 

@@ -37,6 +37,18 @@ pub mod type_url {
     pub const EXTENSION_CONFIG: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 }
 
+/// The order in which types that change together are pushed: make before break (clusters,
+/// then their endpoints, then listeners, then their routes, then the rest).
+pub(crate) fn push_priority(type_url: &str) -> u8 {
+    match type_url {
+        type_url::CLUSTER => 0,
+        type_url::ENDPOINT => 1,
+        type_url::LISTENER => 2,
+        type_url::ROUTE => 3,
+        _ => 4,
+    }
+}
+
 /// A protobuf message that is an xDS resource: it has a type URL and a name.
 pub trait XdsResource: Message {
     /// The resource's type URL.

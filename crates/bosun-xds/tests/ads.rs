@@ -412,7 +412,7 @@ async fn snapshot_set_after_clear_reaches_open_streams() {
 /// from another thread, as in a real server: the stream's task can run while `set_snapshot` is
 /// still waking the per-type watches one by one. The watches are woken in `HashMap` order, so
 /// a stream that runs in between sees, say, only the EDS change and pushes EDS before CDS.
-/// Repeated 50 times; every push must arrive as CDS, EDS, LDS, RDS.
+/// Repeated 100 times; every push must arrive as CDS, EDS, LDS, RDS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ads_push_order_holds_when_the_snapshot_is_set_from_another_thread() {
     let server = TestServer::start().await;
@@ -426,7 +426,7 @@ async fn ads_push_order_holds_when_the_snapshot_is_set_from_another_thread() {
         last.push(ads.recv().await);
     }
     let mut misordered = Vec::new();
-    for i in 0..50u32 {
+    for i in 0..100u32 {
         for r in &last {
             ads.ack(r, subscribed(&r.type_url)).await;
         }

@@ -21,7 +21,7 @@ use super::Shared;
 use super::subscription::Subscription;
 use crate::codec::{EncodedMessage, len_field_size, put_len_field};
 use crate::observer::{ResponseEvent, StreamId};
-use crate::resource::type_url;
+use crate::resource::{push_priority as priority, type_url};
 use crate::snapshot::TypeResources;
 
 type Change = Option<Arc<TypeResources>>;
@@ -47,17 +47,6 @@ struct TypeState {
 struct Sent {
     nonce: String,
     digest: u64,
-}
-
-/// The order in which an ADS stream sends types that are due at once: make before break.
-fn priority(type_url: &str) -> u8 {
-    match type_url {
-        type_url::CLUSTER => 0,
-        type_url::ENDPOINT => 1,
-        type_url::LISTENER => 2,
-        type_url::ROUTE => 3,
-        _ => 4,
-    }
 }
 
 /// Types that are full-state in SotW: a response carries every subscribed resource, and an
@@ -254,6 +243,8 @@ impl SotwStream {
                 continue;
             }
             st.force = false;
+            // This response answers a warming cluster (listener) too.
+            st.answer_next_request = false;
             self.next_nonce += 1;
             let nonce = self.next_nonce.to_string();
             let head = response_head(current.version(), &st.type_url, &nonce, &self.shared.control_plane_id);
