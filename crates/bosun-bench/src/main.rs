@@ -1,1 +1,229 @@
-fn main() {}
+//! `bosun-bench`: a load benchmark of the xDS push path.
+//!
+//! It starts the server (`bosun-xds` with C EDS clusters and L listeners) in a child process,
+//! opens N simulated Envoy ADS clients, each on its own HTTP/2 connection, waits until all have
+//! converged, then changes the endpoints of one cluster and measures the fan-out to every
+//! client. It reports convergence and fan-out percentiles and the server's RSS and CPU.
+
+mod client;
+mod proc_stats;
+mod server;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tonic::transport::Endpoint;
+
+use crate::client::ClientResult;
+use crate::proc_stats::ProcStats;
+
+#[derive(Debug, Parser)]
+#[command(name = "bosun-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run only the server (used by the benchmark itself; prints `listening <addr>`).
+    Server {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 100)]
+        clusters: usize,
+        #[arg(long, default_value_t = 10)]
+        listeners: usize,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Simulated Envoy clients, each on its own connection.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// EDS clusters in the snapshot.
+    #[arg(long, default_value_t = 100)]
+    clusters: usize,
+    /// Listeners (each with its RDS route configuration).
+    #[arg(long, default_value_t = 10)]
+    listeners: usize,
+    /// Connections opened at once.
+    #[arg(long, default_value_t = 200)]
+    connect_concurrency: usize,
+    /// Give up after this many seconds per phase.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Some(Command::Server { addr, clusters, listeners }) => runtime.block_on(server::run(addr, clusters, listeners)),
+        None => runtime.block_on(bench(cli.run)),
+    }
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn bench(args: RunArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["server", "--clusters", &args.clusters.to_string(), "--listeners", &args.listeners.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the server process")?;
+    let pid = child.id().context("server pid")?;
+    let mut server_in = child.stdin.take().context("server stdin")?;
+    let mut server_out = BufReader::new(child.stdout.take().context("server stdout")?).lines();
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let line = tokio::time::timeout(timeout, server_out.next_line()).await??.context("server exited")?;
+    let addr: SocketAddr = line.strip_prefix("listening ").context("server handshake")?.parse()?;
+
+    let idle = ProcStats::read(pid)?;
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (report_tx, mut report_rx) = mpsc::unbounded_channel::<(usize, ClientResult)>();
+    let gate = std::sync::Arc::new(Semaphore::new(args.connect_concurrency));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(args.clients);
+    for id in 0..args.clients {
+        let (endpoint, stop, report, gate) = (endpoint.clone(), stop_rx.clone(), report_tx.clone(), gate.clone());
+        let clusters = args.clusters;
+        tasks.push(tokio::spawn(async move {
+            // Hold a permit until converged: bounds the connection stampede.
+            let permit = gate.acquire_owned().await;
+            let (inner_tx, mut inner_rx) = mpsc::unbounded_channel();
+            let forward = tokio::spawn(async move {
+                let mut permit = permit.ok();
+                while let Some(r) = inner_rx.recv().await {
+                    permit.take();
+                    if report.send(r).is_err() {
+                        break;
+                    }
+                }
+            });
+            let result = client::run(endpoint, id, clusters, stop, inner_tx).await;
+            let _ = forward.await;
+            result
+        }));
+    }
+    drop(report_tx);
+
+    // Phase 1: convergence.
+    let mut results: HashMap<usize, ClientResult> = HashMap::new();
+    let deadline = Instant::now() + timeout;
+    while results.values().filter(|r| r.converged.is_some()).count() < args.clients {
+        match tokio::time::timeout_at(deadline.into(), report_rx.recv()).await {
+            Ok(Some((id, r))) => {
+                results.insert(id, r);
+            }
+            Ok(None) => break,
+            Err(_) => break,
+        }
+    }
+    let converged_wall = started.elapsed();
+    let converged_count = results.values().filter(|r| r.converged.is_some()).count();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_converge = ProcStats::read(pid)?;
+
+    // Phase 2: one changed cluster, fanned out to every client.
+    let t0 = Instant::now();
+    server_in.write_all(b"update\n").await?;
+    server_in.flush().await?;
+    let updated = tokio::time::timeout(timeout, server_out.next_line()).await??;
+    anyhow::ensure!(updated.as_deref() == Some("updated"), "server did not update: {updated:?}");
+    let mut fanout = Vec::with_capacity(args.clients);
+    let deadline = Instant::now() + timeout;
+    while fanout.len() < converged_count {
+        match tokio::time::timeout_at(deadline.into(), report_rx.recv()).await {
+            Ok(Some((_, r))) => {
+                if let Some(at) = r.updated_at {
+                    fanout.push(at.saturating_duration_since(t0));
+                }
+            }
+            _ => break,
+        }
+    }
+    let fanout_wall = t0.elapsed();
+    let after_update = ProcStats::read(pid)?;
+    let _ = stop_tx.send(true);
+    let mut failures = 0;
+    for t in tasks {
+        if !matches!(t.await, Ok(Ok(()))) {
+            failures += 1;
+        }
+    }
+    drop(server_in);
+    let _ = child.kill().await;
+
+    let mut conv: Vec<Duration> = results.values().filter_map(|r| r.converged).collect();
+    conv.sort();
+    fanout.sort();
+    let rss_per_client = (after_converge.rss_kib.saturating_sub(idle.rss_kib)) as f64 / args.clients.max(1) as f64;
+    println!("bosun-bench: {} clients, {} clusters, {} listeners", args.clients, args.clusters, args.listeners);
+    println!("  converged          {converged_count}/{} in {}", args.clients, ms(converged_wall));
+    println!(
+        "  convergence        p50 {}  p99 {}  max {}",
+        ms(percentile(&conv, 0.5)),
+        ms(percentile(&conv, 0.99)),
+        ms(conv.last().copied().unwrap_or_default())
+    );
+    println!("  updated            {}/{converged_count} in {}", fanout.len(), ms(fanout_wall));
+    println!(
+        "  update fan-out     p50 {}  p99 {}  max {}",
+        ms(percentile(&fanout, 0.5)),
+        ms(percentile(&fanout, 0.99)),
+        ms(fanout.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  server RSS         idle {} MiB, converged {} MiB, {:.1} KiB per client",
+        idle.rss_kib / 1024,
+        after_converge.rss_kib / 1024,
+        rss_per_client
+    );
+    println!(
+        "  server CPU         convergence {:.2} s, fan-out {:.3} s",
+        after_converge.cpu_secs - idle.cpu_secs,
+        after_update.cpu_secs - after_converge.cpu_secs
+    );
+    if failures > 0 {
+        println!("  client errors      {failures}");
+    }
+    anyhow::ensure!(converged_count == args.clients, "{} clients did not converge", args.clients - converged_count);
+    anyhow::ensure!(fanout.len() == args.clients, "{} clients missed the update", args.clients - fanout.len());
+    Ok(())
+}

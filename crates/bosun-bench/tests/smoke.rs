@@ -1,0 +1,13 @@
+//! A small run of the benchmark: it must converge and fan out to every client.
+
+#[test]
+fn small_run_converges_and_fans_out() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bosun-bench"))
+        .args(["--clients", "20", "--clusters", "10", "--listeners", "2", "--timeout-secs", "60"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("converged          20/20"), "{stdout}");
+    assert!(stdout.contains("updated            20/20"), "{stdout}");
+}
