@@ -25,7 +25,12 @@ pub struct ClientResult {
     pub updated_at: Option<Instant>,
 }
 
-fn request(node: Option<&Node>, type_url: &str, names: Vec<String>, ack: Option<&DiscoveryResponse>) -> DiscoveryRequest {
+fn request(
+    node: Option<&Node>,
+    type_url: &str,
+    names: Vec<String>,
+    ack: Option<&DiscoveryResponse>,
+) -> DiscoveryRequest {
     DiscoveryRequest {
         node: node.cloned(),
         type_url: type_url.into(),

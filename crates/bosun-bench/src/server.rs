@@ -10,8 +10,8 @@ use bosun_xds::{ByNodeCluster, Resource, Snapshot, SnapshotCache, XdsServer};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType, EdsClusterConfig};
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
-use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints};
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
+use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints};
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost};
 use envoy_types::pb::envoy::config::route::v3::{route, route_action, route_match};
@@ -24,7 +24,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 /// The group every benchmark client belongs to (`node.cluster`).
 pub const GROUP: &str = "bench";
-const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const HCM: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
 pub fn cluster_name(i: usize) -> String {
     format!("cluster-{i:04}")
@@ -69,7 +70,10 @@ pub fn resources(clusters: usize, listeners: usize, generation: u32) -> Vec<Reso
         let route_name = format!("route-{l:03}");
         let hcm = HttpConnectionManager {
             stat_prefix: format!("listener-{l:03}"),
-            route_specifier: Some(RouteSpecifier::Rds(Rds { route_config_name: route_name.clone(), config_source: None })),
+            route_specifier: Some(RouteSpecifier::Rds(Rds {
+                route_config_name: route_name.clone(),
+                config_source: None,
+            })),
             ..Default::default()
         };
         out.push(Resource::new(&Listener {
@@ -101,7 +105,12 @@ pub fn resources(clusters: usize, listeners: usize, generation: u32) -> Vec<Reso
             .collect();
         out.push(Resource::new(&RouteConfiguration {
             name: route_name,
-            virtual_hosts: vec![VirtualHost { name: "all".into(), domains: vec!["*".into()], routes, ..Default::default() }],
+            virtual_hosts: vec![VirtualHost {
+                name: "all".into(),
+                domains: vec!["*".into()],
+                routes,
+                ..Default::default()
+            }],
             ..Default::default()
         }));
     }

@@ -5,7 +5,7 @@
 //! followed by another of that type until the client answered it (ACK or NACK), which is the
 //! flow control xDS gives.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,6 +36,11 @@ struct TypeState {
     requested: bool,
     /// The last response sent, if any.
     sent: Option<Sent>,
+    /// Full-state type (CDS, LDS): every response carries the whole subscribed set.
+    full_state: bool,
+    /// Partial types (EDS, RDS, ...): the version of each resource last sent, so an update
+    /// carries only what changed.
+    sent_versions: HashMap<Arc<str>, u64>,
     /// A response is out and the client has not answered it yet.
     awaiting_reply: bool,
     /// Answer the next request even if nothing changed (a cluster or listener is warming).
@@ -195,10 +200,10 @@ impl SotwStream {
             st.answer_next_request = false;
             st.force = true;
         }
-        if changed && !st.awaiting_reply && st.sent.is_some() {
+        if changed && st.full_state && !st.awaiting_reply && st.sent.is_some() {
             // A newly subscribed name is sent even if its content did not change since it was
-            // last sent (go-control-plane #431); the digest change covers it, `force` covers
-            // a re-subscription to the very same set.
+            // last sent (go-control-plane #431). Partial types track it per name; for full-state
+            // types the digest change covers it, and `force` a re-subscription to the same set.
             st.force = true;
         }
         Ok(())
@@ -213,6 +218,8 @@ impl SotwStream {
             current,
             requested: false,
             sent: None,
+            full_state: full_state(type_url),
+            sent_versions: HashMap::new(),
             awaiting_reply: false,
             answer_next_request: false,
             force: false,
@@ -233,15 +240,21 @@ impl SotwStream {
                 continue;
             }
             let Some(current) = st.current.clone() else { continue };
-            let selection = st.subscription.select(&current);
-            let unchanged = st.sent.as_ref().is_some_and(|s| s.digest == selection.digest);
-            if unchanged && !st.force {
-                continue;
-            }
-            if st.sent.is_none() && selection.count == 0 && !full_state(&st.type_url) && !st.force {
-                // Nothing the client asked for exists yet: wait until it does.
-                continue;
-            }
+            let selection = if st.full_state {
+                let selection = st.subscription.select(&current);
+                if !st.force && st.sent.as_ref().is_some_and(|s| s.digest == selection.digest) {
+                    continue;
+                }
+                selection
+            } else {
+                // Only what changed since it was last sent (all of it when forced); nothing
+                // changed, or nothing the client asked for exists yet: nothing to send.
+                let selection = st.subscription.select_changed(&current, &mut st.sent_versions, st.force);
+                if selection.count == 0 && !st.force {
+                    continue;
+                }
+                selection
+            };
             st.force = false;
             // This response answers a warming cluster (listener) too.
             st.answer_next_request = false;

@@ -1,6 +1,7 @@
 //! What one stream subscribed to for one type, and what it should therefore receive.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -82,6 +83,40 @@ impl Subscription {
             chunks = vec![set.all_entries().clone()];
         }
         Selection { digest, chunks, count }
+    }
+}
+
+impl Subscription {
+    /// Whether `name` is subscribed.
+    fn includes(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+
+    /// Selects the subscribed resources of `set` whose version differs from the one in `sent`
+    /// (all subscribed resources when `all`), and records them in `sent` as sent. Names no longer
+    /// subscribed or no longer in the set are forgotten, so they are sent again if they return.
+    /// For types where a response may carry part of the subscribed set (EDS, RDS): an update
+    /// costs the changed resources, not all of them.
+    pub fn select_changed(&self, set: &TypeResources, sent: &mut HashMap<Arc<str>, u64>, all: bool) -> Selection {
+        sent.retain(|name, _| self.includes(name) && set.get(name).is_some());
+        let mut chunks = Vec::new();
+        let mut add = |r: &crate::resource::Resource| {
+            let digest = r.name_version_digest();
+            if all || sent.get(r.name()) != Some(&digest) {
+                chunks.push(r.sotw_entry().clone());
+                sent.insert(r.name_arc().clone(), digest);
+            }
+        };
+        if self.wildcard {
+            set.iter().for_each(&mut add);
+        } else {
+            self.names.iter().filter_map(|n| set.get(n)).for_each(&mut add);
+        }
+        let count = chunks.len();
+        if count == set.len() && count > 1 {
+            chunks = vec![set.all_entries().clone()];
+        }
+        Selection { digest: 0, chunks, count }
     }
 }
 
