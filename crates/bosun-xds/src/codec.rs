@@ -11,14 +11,7 @@ use std::marker::PhantomData;
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-
-/// Initial size of a stream's encode and decode buffers. tonic's default (8 KiB each) is
-/// allocated for every stream; xDS requests are small and responses size the buffer as they
-/// are written, so a small start saves most of it on idle streams (10,000 streams: ~140 MiB).
-const STREAM_BUFFER: usize = 1024;
-/// Bytes a response stream may batch before it yields to the transport (tonic's default).
-const YIELD_THRESHOLD: usize = 32 * 1024;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 /// A protobuf message whose bytes are already encoded: a per-stream head followed by shared
 /// chunks. The concatenation of `head` and `chunks` is a valid encoding of the message.
@@ -100,10 +93,6 @@ impl Encoder for EncodedMessageEncoder {
     type Item = EncodedMessage;
     type Error = Status;
 
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::new(STREAM_BUFFER, YIELD_THRESHOLD)
-    }
-
     fn encode(&mut self, item: EncodedMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         dst.reserve(item.encoded_len());
         dst.put_slice(&item.head);
@@ -121,10 +110,6 @@ pub struct ProstDecoder<D>(PhantomData<fn() -> D>);
 impl<D: Message + Default> Decoder for ProstDecoder<D> {
     type Item = D;
     type Error = Status;
-
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::new(STREAM_BUFFER, YIELD_THRESHOLD)
-    }
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<D>, Status> {
         D::decode(src).map(Some).map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))
