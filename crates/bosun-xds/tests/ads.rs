@@ -292,6 +292,24 @@ async fn resources_are_encoded_once_and_shared() {
     server.shutdown().await;
 }
 
+/// A client cannot grow the server without bound by asking for made-up type URLs: the 33rd
+/// type on one stream ends it with RESOURCE_EXHAUSTED.
+#[tokio::test]
+async fn a_stream_cannot_subscribe_to_unbounded_types() {
+    let server = TestServer::start().await;
+    let mut ads = server.ads("n1").await;
+    for i in 0..32 {
+        ads.request(&format!("type.googleapis.com/made.up.Type{i}"), &["x"], "", "").await;
+    }
+    ads.expect_no_response(QUIET).await;
+    ads.request("type.googleapis.com/made.up.OneTooMany", &["x"], "", "").await;
+    let status = ads.recv_status().await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("type_url"), "{status:?}");
+    drop(ads);
+    server.shutdown().await;
+}
+
 /// 12a. An ADS request without a type URL ends the stream with INVALID_ARGUMENT.
 #[tokio::test]
 async fn ads_request_without_type_url_is_invalid_argument() {

@@ -26,6 +26,10 @@ use crate::snapshot::TypeResources;
 
 type Change = Option<Arc<TypeResources>>;
 
+/// Each type a stream subscribes to holds a watch in the cache: a bound keeps a client that
+/// sends made-up type URLs from growing the server without limit.
+const MAX_TYPES_PER_STREAM: usize = 32;
+
 /// Per-type state of a stream.
 struct TypeState {
     type_url: Arc<str>,
@@ -166,6 +170,11 @@ impl SotwStream {
         self.shared.observer.request(self.id, type_url, &req.resource_names);
         let idx = match self.types.iter().position(|t| &*t.type_url == type_url) {
             Some(idx) => idx,
+            None if self.types.len() >= MAX_TYPES_PER_STREAM => {
+                return Err(Status::resource_exhausted(format!(
+                    "type_url: a stream may subscribe to at most {MAX_TYPES_PER_STREAM} types"
+                )));
+            }
             None => {
                 let rx = match &self.node {
                     Some(node) => self.shared.cache.watch(node, type_url),
