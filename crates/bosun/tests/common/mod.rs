@@ -143,17 +143,12 @@ impl Drop for Backend {
     }
 }
 
-/// The Envoy binary: `$BOSUN_TEST_ENVOY`, or the one `scripts/test.sh` installs.
+/// The Envoy binary: `$BOSUN_TEST_ENVOY`, which `scripts/test.sh` sets after installing Envoy.
 pub fn envoy_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("BOSUN_TEST_ENVOY") {
-        return PathBuf::from(path);
+    match std::env::var_os("BOSUN_TEST_ENVOY") {
+        Some(path) => PathBuf::from(path),
+        None => panic!("BOSUN_TEST_ENVOY is not set: run the tests with scripts/test.sh, which installs Envoy"),
     }
-    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/venv/bin/envoy");
-    assert!(
-        default.exists(),
-        "Envoy not found: run the test suite with scripts/test.sh (it installs Envoy), or set BOSUN_TEST_ENVOY"
-    );
-    default
 }
 
 /// A running `bosun serve` with its ports.
