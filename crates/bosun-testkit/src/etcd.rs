@@ -1,0 +1,1 @@
+//! etcd (Debian `etcd-server`): one member or a cluster.

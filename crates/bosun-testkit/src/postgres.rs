@@ -1,0 +1,1 @@
+//! PostgreSQL (Debian `postgresql`), run as an unprivileged user.
