@@ -19,6 +19,7 @@
 
 mod error;
 mod key;
+mod local;
 mod selector;
 mod token;
 mod types;
@@ -29,6 +30,7 @@ pub mod conformance;
 
 pub use error::{Result, StoreError};
 pub use key::{Key, Prefix};
+pub use local::{DATA_FILE, LocalOptions, LocalStore, MIN_LEASE_TTL};
 pub use selector::Selector;
 pub use token::ContinueToken;
 pub use types::{
