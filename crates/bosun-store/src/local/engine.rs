@@ -48,8 +48,9 @@ impl<T, E: Into<redb::Error>> Ctx<T> for std::result::Result<T, E> {
     }
 }
 
-/// Creates the tables of a new data file (opening them in a write transaction creates them).
-pub(crate) fn init(db: &Database) -> Result<(Revision, Revision)> {
+/// Creates the tables of a new data file (opening them in a write transaction creates them);
+/// returns the current revision.
+pub(crate) fn init(db: &Database) -> Result<Revision> {
     let wtx = db.begin_write().ctx("begin the initial transaction")?;
     {
         let meta = wtx.open_table(META).ctx("open meta")?;
@@ -64,7 +65,7 @@ pub(crate) fn init(db: &Database) -> Result<(Revision, Revision)> {
     wtx.commit().ctx("commit the initial transaction")?;
     let rtx = db.begin_read().ctx("begin a read")?;
     let meta = rtx.open_table(META).ctx("open meta")?;
-    Ok((meta_get(&meta, META_REVISION)?, meta_get(&meta, META_COMPACTED)?))
+    meta_get(&meta, META_REVISION)
 }
 
 pub(crate) fn meta_get(meta: &impl ReadableTable<&'static str, i64>, name: &str) -> Result<i64> {

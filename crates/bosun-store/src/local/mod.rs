@@ -77,7 +77,8 @@ impl LocalStore {
             .set_cache_size(options.cache_bytes)
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| StoreError::Internal(format!("creating the in-memory database: {e}")))?;
-        Self::start("memory", db, options)
+        let revision = engine::init(&db)?;
+        Self::start("memory", db, revision, options)
     }
 
     /// Opens (or creates) the store in `dir/bosun.redb`, creating `dir` if missing. Fails if
@@ -90,17 +91,20 @@ impl LocalStore {
     pub async fn open_with(dir: &Path, options: LocalOptions) -> Result<Self> {
         let dir = dir.to_path_buf();
         let cache = options.cache_bytes;
-        let db = tokio::task::spawn_blocking(move || open_file(&dir, cache))
-            .await
-            .map_err(|e| StoreError::Internal(format!("opening the data dir: {e}")))??;
-        Self::start("embedded", db, options)
+        let (db, revision) = tokio::task::spawn_blocking(move || {
+            let db = open_file(&dir, cache)?;
+            let revision = engine::init(&db)?;
+            Ok::<_, StoreError>((db, revision))
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("opening the data dir: {e}")))??;
+        Self::start("embedded", db, revision, options)
     }
 
-    fn start(backend: &'static str, db: Database, mut options: LocalOptions) -> Result<Self> {
+    fn start(backend: &'static str, db: Database, revision: Revision, mut options: LocalOptions) -> Result<Self> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| StoreError::Internal("the local store must be created within a Tokio runtime".into()))?;
         options.history_revisions = options.history_revisions.max(1);
-        let (revision, _) = engine::init(&db)?;
         let (sender, _) = tokio_watch::channel(revision);
         let inner = Arc::new(Inner { backend, db: RwLock::new(Some(Arc::new(db))), options, revision: sender });
         runtime.spawn(lease_task(Arc::downgrade(&inner)));
