@@ -173,8 +173,8 @@ impl<'t> Tables<'t> {
     }
 }
 
-/// Applies a validated transaction as one redb write transaction.
-pub(crate) fn txn(db: &Database, ops: &[Op], now_ms: u64, keep: i64) -> Result<TxnResult> {
+/// Applies a validated transaction as one redb write transaction; says whether it made a revision.
+pub(crate) fn txn(db: &Database, ops: &[Op], now_ms: u64, keep: i64) -> Result<(TxnResult, bool)> {
     let wtx = db.begin_write().ctx("begin a write")?;
     let result = {
         let mut t = Tables::open(&wtx)?;
@@ -183,11 +183,11 @@ pub(crate) fn txn(db: &Database, ops: &[Op], now_ms: u64, keep: i64) -> Result<T
     match result {
         Ok((result, true)) => {
             wtx.commit().ctx("commit")?;
-            Ok(result)
+            Ok((result, true))
         }
         Ok((result, false)) => {
             wtx.abort().ctx("abort")?;
-            Ok(result)
+            Ok((result, false))
         }
         Err(e) => {
             if let Err(abort) = wtx.abort() {

@@ -60,8 +60,9 @@ pub(crate) struct Inner {
     /// `None` once closed.
     db: RwLock<Option<Arc<Database>>>,
     options: LocalOptions,
-    /// The latest committed revision, bumped after each commit; watches wait on it.
-    revision: tokio_watch::Sender<Revision>,
+    /// The latest committed revision, bumped right after each commit (on the committing thread,
+    /// so a caller that stops waiting cannot skip it); watches wait on it.
+    revision: Arc<tokio_watch::Sender<Revision>>,
 }
 
 impl LocalStore {
@@ -106,7 +107,8 @@ impl LocalStore {
             .map_err(|_| StoreError::Internal("the local store must be created within a Tokio runtime".into()))?;
         options.history_revisions = options.history_revisions.max(1);
         let (sender, _) = tokio_watch::channel(revision);
-        let inner = Arc::new(Inner { backend, db: RwLock::new(Some(Arc::new(db))), options, revision: sender });
+        let inner =
+            Arc::new(Inner { backend, db: RwLock::new(Some(Arc::new(db))), options, revision: Arc::new(sender) });
         runtime.spawn(lease_task(Arc::downgrade(&inner)));
         Ok(Self { inner })
     }
@@ -145,16 +147,33 @@ impl Inner {
             .map_err(|e| StoreError::Internal(format!("a store task failed: {e}")))?
     }
 
-    /// Tells watches that `revision` is committed.
-    fn committed(&self, revision: Revision) {
-        self.revision.send_if_modified(|latest| {
-            let newer = revision > *latest;
-            if newer {
-                *latest = revision;
+    /// Runs the write `f` on the database on a blocking thread; the revision it returns (if it
+    /// committed one) is announced to watches there, right after the commit.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<(T, Option<Revision>)> + Send + 'static,
+    ) -> Result<T> {
+        let sender = self.revision.clone();
+        self.blocking(move |db| {
+            let (result, revision) = f(db)?;
+            if let Some(revision) = revision {
+                committed(&sender, revision);
             }
-            newer
-        });
+            Ok(result)
+        })
+        .await
     }
+}
+
+/// Announces a committed `revision` to watches (if it is newer than the last announced).
+fn committed(sender: &tokio_watch::Sender<Revision>, revision: Revision) {
+    sender.send_if_modified(|latest| {
+        let newer = revision > *latest;
+        if newer {
+            *latest = revision;
+        }
+        newer
+    });
 }
 
 /// Expires leases until the store is dropped or closed. Holds the store only while it works.
@@ -165,9 +184,8 @@ async fn lease_task(inner: Weak<Inner>) {
             return;
         }
         let keep = store.options.history_revisions;
-        match store.blocking(move |db| lease::expire_due(db, lease::now_ms(), 1000, keep)).await {
-            Ok(Some(revision)) => store.committed(revision),
-            Ok(None) => {}
+        match store.write(move |db| Ok(((), lease::expire_due(db, lease::now_ms(), 1000, keep)?))).await {
+            Ok(()) => {}
             Err(StoreError::Unavailable(_)) if store.is_closed() => return,
             Err(e) => tracing::warn!(error = %e, "expiring leases"),
         }
@@ -201,9 +219,13 @@ impl Store for LocalStore {
     async fn txn(&self, ops: Vec<Op>) -> Result<TxnResult> {
         validate::txn(&ops)?;
         let keep = self.inner.options.history_revisions;
-        let result = self.inner.blocking(move |db| engine::txn(db, &ops, lease::now_ms(), keep)).await?;
-        self.inner.committed(result.revision);
-        Ok(result)
+        self.inner
+            .write(move |db| {
+                let (result, changed) = engine::txn(db, &ops, lease::now_ms(), keep)?;
+                let revision = changed.then_some(result.revision);
+                Ok((result, revision))
+            })
+            .await
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {
@@ -216,10 +238,7 @@ impl Store for LocalStore {
 
     async fn revoke_lease(&self, id: LeaseId) -> Result<()> {
         let keep = self.inner.options.history_revisions;
-        if let Some(revision) = self.inner.blocking(move |db| lease::revoke(db, id, keep)).await? {
-            self.inner.committed(revision);
-        }
-        Ok(())
+        self.inner.write(move |db| Ok(((), lease::revoke(db, id, keep)?))).await
     }
 
     async fn watch(&self, prefix: &Prefix, from: Revision) -> Result<WatchStream> {
