@@ -50,7 +50,14 @@ impl Default for LocalOptions {
     }
 }
 
-/// The local store: in memory or in one file of a data dir. See the [module docs](self).
+/// The local store: one MVCC engine over redb, in memory ([`LocalStore::memory`], for tests) or
+/// in the file `bosun.redb` of a data dir ([`LocalStore::open`]).
+///
+/// Every transaction is one redb write transaction, committed durably (an acknowledged write
+/// survives a crash; a half-written one is never seen). History is kept for
+/// [`LocalOptions::history_revisions`] revisions; a background task expires leases, whose
+/// deadlines are wall-clock times in the file, so they hold across restarts. [`Store::close`]
+/// (or dropping the store) stops the task, ends the watches and releases the file.
 pub struct LocalStore {
     inner: Arc<Inner>,
 }
