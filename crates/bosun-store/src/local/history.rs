@@ -12,8 +12,10 @@ use crate::types::{Event, Revision, WatchBatch};
 
 /// At most this many revisions are read per step of a watch.
 const WATCH_STEP_REVISIONS: usize = 256;
-/// A step of a watch stops after the revision that brings it past this many events.
+/// A step of a watch stops after the revision that brings it past this many events...
 const WATCH_STEP_EVENTS: usize = 4096;
+/// ... or past this many bytes of values, so that a watcher holds little in memory.
+const WATCH_STEP_BYTES: usize = 4 << 20;
 
 /// What one step of a watch read.
 pub(crate) struct WatchRead {
@@ -37,7 +39,7 @@ pub(crate) fn read_events(db: &Database, prefix: &Prefix, from: Revision) -> Res
         return Err(StoreError::Compacted { requested: from, compacted });
     }
     let mut batches = Vec::new();
-    let (mut revisions, mut total) = (0usize, 0usize);
+    let (mut revisions, mut total, mut bytes) = (0usize, 0usize, 0usize);
     let mut next = from.max(current + 1);
     for entry in events.range(from..=current).ctx("scan events")? {
         let (revision, changes) = entry.ctx("scan events")?;
@@ -51,7 +53,10 @@ pub(crate) fn read_events(db: &Database, prefix: &Prefix, from: Revision) -> Res
             batch.push(match change {
                 Change::Delete => Event::Delete { key: parsed, revision },
                 Change::Put => match engine::record_at(&history, &key, revision)?.into_kv(parsed, revision) {
-                    Some(kv) => Event::Put(kv),
+                    Some(kv) => {
+                        bytes += kv.value.data.len();
+                        Event::Put(kv)
+                    }
                     None => {
                         return Err(StoreError::Internal(format!(
                             "history of {key} at revision {revision} is a tombstone, the event a put"
@@ -65,7 +70,8 @@ pub(crate) fn read_events(db: &Database, prefix: &Prefix, from: Revision) -> Res
         if !batch.is_empty() {
             batches.push(WatchBatch { events: batch });
         }
-        if (revisions >= WATCH_STEP_REVISIONS || total >= WATCH_STEP_EVENTS) && revision < current {
+        let full = revisions >= WATCH_STEP_REVISIONS || total >= WATCH_STEP_EVENTS || bytes >= WATCH_STEP_BYTES;
+        if full && revision < current {
             next = revision + 1;
             return Ok(WatchRead { batches, next, more: true });
         }

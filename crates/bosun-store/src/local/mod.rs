@@ -125,7 +125,15 @@ fn open_file(dir: &Path, cache_bytes: usize) -> Result<Database> {
     std::fs::create_dir_all(dir)
         .map_err(|e| StoreError::Unavailable(format!("creating the data dir {}: {e}", dir.display())))?;
     let path: PathBuf = dir.join(DATA_FILE);
-    redb::Builder::new().set_cache_size(cache_bytes).create(&path).map_err(|e| match e {
+    let logged = std::sync::atomic::AtomicBool::new(false);
+    let shown = path.display().to_string();
+    let mut builder = redb::Builder::new();
+    builder.set_cache_size(cache_bytes).set_repair_callback(move |session| {
+        if !logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(file = %shown, progress = session.progress(), "repairing the data file after an unclean shutdown");
+        }
+    });
+    builder.create(&path).map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => {
             StoreError::Unavailable(format!("data dir {} is in use by another process", dir.display()))
         }
