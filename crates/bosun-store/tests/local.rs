@@ -182,3 +182,12 @@ async fn leases_expire_promptly_after_a_restart_and_ids_are_not_reused() {
     assert_eq!(events[0].revision(), events[1].revision());
     assert_eq!(events.iter().map(|e| e.key().name().to_owned()).collect::<Vec<_>>(), ["long", "moved"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_not_a_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(bosun_store::DATA_FILE), vec![0x5a; 10_000]).unwrap();
+    let err = LocalStore::open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Internal(_) | StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("bosun.redb"), "{err}");
+}
