@@ -1,0 +1,335 @@
+//! Writes: transactions, leases and compaction. Every write that makes a revision locks the
+//! revision counter first and holds it until it commits (see the crate docs).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bosun_store::{KeyValue, Lease, LeaseId, Op, Revision, StoreError, TxnResult};
+use sqlx::{PgConnection, Postgres, Transaction};
+
+use crate::Shared;
+use crate::error::db;
+use crate::rows::{Change, encode_labels, key_value};
+use crate::schema::q;
+
+/// The longest lease TTL (etcd's): 9,000,000,000 seconds.
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(9_000_000_000);
+
+/// The current revision.
+pub(crate) async fn current_revision(sh: &Shared) -> Result<Revision, StoreError> {
+    sqlx::query_scalar(q(&sh.sql.revision)).fetch_one(&sh.pool).await.map_err(|e| db("reading the revision", e))
+}
+
+async fn begin(sh: &Shared) -> Result<Transaction<'static, Postgres>, StoreError> {
+    sh.pool.begin().await.map_err(|e| db("starting a transaction", e))
+}
+
+/// Locks the revision counter until the transaction ends; returns the current revision.
+async fn lock_revision(sh: &Shared, conn: &mut PgConnection) -> Result<Revision, StoreError> {
+    sqlx::query_scalar(q(&sh.sql.lock_revision))
+        .fetch_one(conn)
+        .await
+        .map_err(|e| db("locking the revision counter", e))
+}
+
+/// Applies `ops` (validated) all or nothing; returns the result and whether anything changed.
+pub(crate) async fn txn(sh: &Shared, ops: &[Op]) -> Result<(TxnResult, bool), StoreError> {
+    let mut tx = begin(sh).await?;
+    let current = lock_revision(sh, &mut tx).await?;
+    let keys: Vec<&str> = ops.iter().map(|op| op.key().as_str()).collect();
+    let rows = sqlx::query(q(&sh.sql.get_many))
+        .bind(&keys)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| db("reading the transaction's keys", e))?;
+    let mut existing = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let kv = key_value(row, "mod_revision")?;
+        existing.insert(kv.key.as_str().to_owned(), kv);
+    }
+    let prev: Vec<Option<KeyValue>> = ops.iter().map(|op| existing.get(op.key().as_str()).cloned()).collect();
+    for (op, prev) in ops.iter().zip(&prev) {
+        let actual = prev.as_ref().map_or(0, |kv| kv.mod_revision);
+        if !op.expect().holds(actual) {
+            return Err(op.expect().conflict(op.key(), actual));
+        }
+    }
+    let mut leases: Vec<i64> =
+        ops.iter().filter_map(|op| if let Op::Put { value, .. } = op { value.lease.map(|l| l.0) } else { None }).collect();
+    if !leases.is_empty() {
+        leases.sort_unstable();
+        leases.dedup();
+        let live: Vec<i64> = sqlx::query_scalar(q(&sh.sql.live_leases))
+            .bind(&leases)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db("checking the transaction's leases", e))?;
+        for op in ops {
+            if let Op::Put { value: bosun_store::Value { lease: Some(id), .. }, .. } = op
+                && !live.contains(&id.0)
+            {
+                return Err(StoreError::LeaseNotFound(id.0));
+            }
+        }
+    }
+    let revision = current + 1;
+    let changes: Vec<Change> = ops
+        .iter()
+        .zip(&prev)
+        .filter_map(|(op, prev)| match op {
+            Op::Put { key, value, .. } => {
+                let (create, version) = prev.as_ref().map_or((revision, 1), |kv| (kv.create_revision, kv.version + 1));
+                Some(Change { key: key.as_str().to_owned(), value: Some((value.clone(), create, version)) })
+            }
+            Op::Delete { key, .. } => prev.as_ref().map(|_| Change { key: key.as_str().to_owned(), value: None }),
+        })
+        .collect();
+    if changes.is_empty() {
+        tx.rollback().await.map_err(|e| db("ending a transaction that changed nothing", e))?;
+        return Ok((TxnResult { revision: current, prev }, false));
+    }
+    record(sh, &mut tx, revision, &changes).await?;
+    tx.commit().await.map_err(|e| db("committing a transaction", e))?;
+    Ok((TxnResult { revision, prev }, true))
+}
+
+/// Writes `changes` at `revision` (the counter is locked): `kv`, `history`, the counter, and the
+/// notification (sent by PostgreSQL when the transaction commits).
+async fn record(sh: &Shared, conn: &mut PgConnection, revision: Revision, changes: &[Change]) -> Result<(), StoreError> {
+    sqlx::query(q(&sh.sql.set_revision))
+        .bind(revision)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db("advancing the revision", e))?;
+    let n = changes.len();
+    let mut h = Rows::with_capacity(n);
+    let mut puts = Rows::with_capacity(n);
+    let mut removed = Vec::new();
+    for change in changes {
+        match &change.value {
+            Some((value, create, version)) => {
+                let labels = encode_labels(&value.labels);
+                let lease = value.lease.map(|l| l.0);
+                h.push(&change.key, false, value.data.to_vec(), labels.clone(), lease, *create, *version);
+                puts.push(&change.key, false, value.data.to_vec(), labels, lease, *create, *version);
+            }
+            None => {
+                removed.push(change.key.as_str());
+                h.push(&change.key, true, Vec::new(), "{}".to_owned(), None, 0, 0);
+            }
+        }
+    }
+    if !puts.keys.is_empty() {
+        let mods = vec![revision; puts.keys.len()];
+        sqlx::query(q(&sh.sql.upsert_kv))
+            .bind(&puts.keys)
+            .bind(&puts.data)
+            .bind(&puts.labels)
+            .bind(&puts.leases)
+            .bind(&puts.creates)
+            .bind(&mods)
+            .bind(&puts.versions)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db("writing the current values", e))?;
+    }
+    if !removed.is_empty() {
+        sqlx::query(q(&sh.sql.delete_kv))
+            .bind(&removed)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db("deleting keys", e))?;
+    }
+    let seqs: Vec<i32> = (0..n).map(|i| i32::try_from(i).unwrap_or(i32::MAX)).collect();
+    sqlx::query(q(&sh.sql.insert_history))
+        .bind(revision)
+        .bind(&h.keys)
+        .bind(&seqs)
+        .bind(&h.deleted)
+        .bind(&h.data)
+        .bind(&h.labels)
+        .bind(&h.leases)
+        .bind(&h.creates)
+        .bind(&h.versions)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db("writing the history", e))?;
+    sqlx::query(q(&sh.sql.notify))
+        .bind(&sh.sql.channel)
+        .bind(revision.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db("notifying the new revision", e))?;
+    Ok(())
+}
+
+/// Grants a lease of `ttl` rounded up to whole seconds, at least one.
+pub(crate) async fn grant(sh: &Shared, ttl: Duration) -> Result<Lease, StoreError> {
+    if ttl > MAX_LEASE_TTL {
+        return Err(StoreError::invalid("ttl", format!("{ttl:?} is longer than the limit of {MAX_LEASE_TTL:?}")));
+    }
+    let secs = (ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)).max(1);
+    let ttl_ms = i64::try_from(secs * 1000).unwrap_or(i64::MAX);
+    let id: i64 = sqlx::query_scalar(q(&sh.sql.grant))
+        .bind(ttl_ms)
+        .fetch_one(&sh.pool)
+        .await
+        .map_err(|e| db("granting a lease", e))?;
+    Ok(Lease { id: LeaseId(id), ttl: Duration::from_secs(secs) })
+}
+
+/// Renews a live lease for its TTL.
+pub(crate) async fn keep_alive(sh: &Shared, id: LeaseId) -> Result<Lease, StoreError> {
+    let ttl_ms: Option<i64> = sqlx::query_scalar(q(&sh.sql.keep_alive))
+        .bind(id.0)
+        .fetch_optional(&sh.pool)
+        .await
+        .map_err(|e| db("renewing a lease", e))?;
+    match ttl_ms {
+        Some(ms) => Ok(Lease { id, ttl: Duration::from_millis(u64::try_from(ms).unwrap_or(0)) }),
+        None => Err(StoreError::LeaseNotFound(id.0)),
+    }
+}
+
+/// Deletes the keys of the locked lease `id` in one revision (none if it has no keys), and the
+/// lease. Lock order: the lease row, then the revision counter (transactions take the counter
+/// and only read leases, so this cannot deadlock with them).
+async fn end_lease(sh: &Shared, conn: &mut PgConnection, id: i64) -> Result<Option<Revision>, StoreError> {
+    let current = lock_revision(sh, conn).await?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(q(&sh.sql.delete_lease_keys))
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| db("deleting a lease's keys", e))?;
+    sqlx::query(q(&sh.sql.delete_lease)).bind(id).execute(&mut *conn).await.map_err(|e| db("deleting a lease", e))?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut keys: Vec<String> = rows.into_iter().map(|(key, _)| key).collect();
+    keys.sort_unstable();
+    let changes: Vec<Change> = keys.into_iter().map(|key| Change { key, value: None }).collect();
+    let revision = current + 1;
+    record(sh, conn, revision, &changes).await?;
+    Ok(Some(revision))
+}
+
+/// Revokes lease `id`; returns the revision that deleted its keys, if it had any.
+pub(crate) async fn revoke(sh: &Shared, id: LeaseId) -> Result<Option<Revision>, StoreError> {
+    let mut tx = begin(sh).await?;
+    let found: Option<i64> = sqlx::query_scalar(q(&sh.sql.lock_lease))
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| db("locking a lease", e))?;
+    if found.is_none() {
+        return Err(StoreError::LeaseNotFound(id.0));
+    }
+    let revision = end_lease(sh, &mut tx, id.0).await?;
+    tx.commit().await.map_err(|e| db("committing a lease revocation", e))?;
+    Ok(revision)
+}
+
+/// Expires one due lease no other replica is expiring. `None`: none was due; else the revision
+/// that deleted its keys, if it had any.
+pub(crate) async fn expire_one(sh: &Shared) -> Result<Option<Option<Revision>>, StoreError> {
+    let mut tx = begin(sh).await?;
+    let due: Option<i64> = sqlx::query_scalar(q(&sh.sql.lock_expired_lease))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| db("finding expired leases", e))?;
+    let Some(id) = due else {
+        tx.rollback().await.map_err(|e| db("ending a lease check", e))?;
+        return Ok(None);
+    };
+    let revision = end_lease(sh, &mut tx, id).await?;
+    tx.commit().await.map_err(|e| db("committing a lease expiry", e))?;
+    tracing::debug!(lease = id, ?revision, "lease expired");
+    Ok(Some(revision))
+}
+
+/// The current revision and the compaction revision (the oldest readable one; 0: none).
+pub(crate) async fn state(sh: &Shared, conn: &mut PgConnection) -> Result<(Revision, Revision), StoreError> {
+    sqlx::query_as(q(&sh.sql.state)).fetch_one(conn).await.map_err(|e| db("reading the store's state", e))
+}
+
+/// Forgets history before `revision`.
+pub(crate) async fn compact(sh: &Shared, revision: Revision) -> Result<(), StoreError> {
+    if revision <= 0 {
+        return Ok(());
+    }
+    let mut tx = begin(sh).await?;
+    let compacted: Revision = sqlx::query_scalar(q(&sh.sql.lock_compaction))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| db("locking the compaction", e))?;
+    let current: Revision = sqlx::query_scalar(q(&sh.sql.revision))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| db("reading the revision", e))?;
+    if revision > current {
+        return Err(StoreError::FutureRevision { requested: revision, current });
+    }
+    if revision <= compacted {
+        tx.rollback().await.map_err(|e| db("ending a compaction", e))?;
+        return Ok(());
+    }
+    sqlx::query(q(&sh.sql.set_compaction))
+        .bind(revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("recording the compaction", e))?;
+    let removed = sqlx::query(q(&sh.sql.compact_history))
+        .bind(revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("compacting the history", e))?
+        .rows_affected();
+    tx.commit().await.map_err(|e| db("committing a compaction", e))?;
+    tracing::info!(revision, removed, "compacted the history");
+    Ok(())
+}
+
+/// Column arrays for `UNNEST`.
+struct Rows<'a> {
+    keys: Vec<&'a str>,
+    deleted: Vec<bool>,
+    data: Vec<Vec<u8>>,
+    labels: Vec<String>,
+    leases: Vec<Option<i64>>,
+    creates: Vec<i64>,
+    versions: Vec<i64>,
+}
+
+impl<'a> Rows<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            keys: Vec::with_capacity(n),
+            deleted: Vec::with_capacity(n),
+            data: Vec::with_capacity(n),
+            labels: Vec::with_capacity(n),
+            leases: Vec::with_capacity(n),
+            creates: Vec::with_capacity(n),
+            versions: Vec::with_capacity(n),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        key: &'a str,
+        deleted: bool,
+        data: Vec<u8>,
+        labels: String,
+        lease: Option<i64>,
+        create: i64,
+        version: i64,
+    ) {
+        self.keys.push(key);
+        self.deleted.push(deleted);
+        self.data.push(data);
+        self.labels.push(labels);
+        self.leases.push(lease);
+        self.creates.push(create);
+        self.versions.push(version);
+    }
+}
