@@ -32,7 +32,10 @@ pub(crate) fn check_schema_name(name: &str) -> Result<(), StoreError> {
     if ok {
         Ok(())
     } else {
-        Err(StoreError::invalid("schema", format!("{name:?} must be 1-48 of a-z, 0-9 and _, not starting with a digit")))
+        Err(StoreError::invalid(
+            "schema",
+            format!("{name:?} must be 1-48 of a-z, 0-9 and _, not starting with a digit"),
+        ))
     }
 }
 
@@ -88,7 +91,9 @@ impl Sql {
             set_revision: stmt(format!("UPDATE {s}.revision SET revision = $1 WHERE id = 1")),
             get: stmt(format!("SELECT {KV_COLUMNS} FROM {s}.kv WHERE key = $1")),
             get_many: stmt(format!("SELECT {KV_COLUMNS} FROM {s}.kv WHERE key = ANY($1)")),
-            live_leases: stmt(format!("SELECT id FROM {s}.lease WHERE id = ANY($1) AND expires_at > clock_timestamp()")),
+            live_leases: stmt(format!(
+                "SELECT id FROM {s}.lease WHERE id = ANY($1) AND expires_at > clock_timestamp()"
+            )),
             upsert_kv: stmt(format!(
                 "INSERT INTO {s}.kv ({KV_COLUMNS}) \
                  SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]) \
@@ -186,7 +191,9 @@ pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<(), StoreErro
         .map_err(|e| db("locking the schema for migration", e))?;
     for ddl in [
         format!("CREATE SCHEMA IF NOT EXISTS {s}"),
-        format!("CREATE TABLE IF NOT EXISTS {s}.schema_version (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL)"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.schema_version (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL)"
+        ),
         format!("INSERT INTO {s}.schema_version VALUES (1, 0) ON CONFLICT (id) DO NOTHING"),
     ] {
         sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await.map_err(|e| db("creating the schema", e))?;

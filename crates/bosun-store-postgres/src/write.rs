@@ -54,8 +54,10 @@ pub(crate) async fn txn(sh: &Shared, ops: &[Op]) -> Result<(TxnResult, bool), St
             return Err(op.expect().conflict(op.key(), actual));
         }
     }
-    let mut leases: Vec<i64> =
-        ops.iter().filter_map(|op| if let Op::Put { value, .. } = op { value.lease.map(|l| l.0) } else { None }).collect();
+    let mut leases: Vec<i64> = ops
+        .iter()
+        .filter_map(|op| if let Op::Put { value, .. } = op { value.lease.map(|l| l.0) } else { None })
+        .collect();
     if !leases.is_empty() {
         leases.sort_unstable();
         leases.dedup();
@@ -95,7 +97,12 @@ pub(crate) async fn txn(sh: &Shared, ops: &[Op]) -> Result<(TxnResult, bool), St
 
 /// Writes `changes` at `revision` (the counter is locked): `kv`, `history`, the counter, and the
 /// notification (sent by PostgreSQL when the transaction commits).
-async fn record(sh: &Shared, conn: &mut PgConnection, revision: Revision, changes: &[Change]) -> Result<(), StoreError> {
+async fn record(
+    sh: &Shared,
+    conn: &mut PgConnection,
+    revision: Revision,
+    changes: &[Change],
+) -> Result<(), StoreError> {
     sqlx::query(q(&sh.sql.set_revision))
         .bind(revision)
         .execute(&mut *conn)
@@ -262,10 +269,8 @@ pub(crate) async fn compact(sh: &Shared, revision: Revision) -> Result<(), Store
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| db("locking the compaction", e))?;
-    let current: Revision = sqlx::query_scalar(q(&sh.sql.revision))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| db("reading the revision", e))?;
+    let current: Revision =
+        sqlx::query_scalar(q(&sh.sql.revision)).fetch_one(&mut *tx).await.map_err(|e| db("reading the revision", e))?;
     if revision > current {
         return Err(StoreError::FutureRevision { requested: revision, current });
     }

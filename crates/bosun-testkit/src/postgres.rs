@@ -188,7 +188,10 @@ impl PostgresServer {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("postgres exited ({status}):\n{}", std::fs::read_to_string(&log).unwrap_or_default()));
+                return Err(format!(
+                    "postgres exited ({status}):\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ));
             }
             let ready = Command::new(Path::new(BIN_DIR).join("pg_isready"))
                 .args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-t", "1"])
