@@ -65,19 +65,39 @@ pub(crate) async fn list(sh: &Shared, options: &ListOptions) -> Result<ListPage,
     let range_end = prefix.range_end();
     let mut items = Vec::new();
     let mut more = false;
+    // At the current revision the current values are read (cheaper than the history), as long
+    // as no write commits meanwhile; after one, the history at the revision is read instead.
+    let mut from_current = revision == current;
     'read: loop {
-        let rows = sqlx::query(q(&sh.sql.list))
-            .bind(&after)
-            .bind(prefix.as_str())
-            .bind(range_end.as_deref())
-            .bind(revision)
-            .bind(chunk as i64)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(|e| db("listing keys", e))?;
+        let rows = if from_current {
+            let rows = sqlx::query(q(&sh.sql.list_current))
+                .bind(&after)
+                .bind(prefix.as_str())
+                .bind(range_end.as_deref())
+                .bind(chunk as i64)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| db("listing keys", e))?;
+            let (now, _) = state(sh, &mut conn).await?;
+            if now != revision {
+                from_current = false;
+                continue;
+            }
+            rows
+        } else {
+            sqlx::query(q(&sh.sql.list))
+                .bind(&after)
+                .bind(prefix.as_str())
+                .bind(range_end.as_deref())
+                .bind(revision)
+                .bind(chunk as i64)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| db("listing keys", e))?
+        };
         let full = rows.len() == chunk;
         for row in &rows {
-            let kv = key_value(row, "revision")?;
+            let kv = key_value(row, "mod_revision")?;
             after = kv.key.as_str().to_owned();
             if !options.selector.matches(&kv.value.labels) {
                 continue;

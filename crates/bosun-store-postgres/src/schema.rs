@@ -64,6 +64,7 @@ pub(crate) struct Sql {
     pub insert_history: Stmt,
     pub notify: Stmt,
     pub list: Stmt,
+    pub list_current: Stmt,
     pub watch: Stmt,
     pub watch_one: Stmt,
     pub grant: Stmt,
@@ -110,12 +111,16 @@ impl Sql {
             notify: stmt("SELECT pg_notify($1, $2)".to_owned()),
             // The latest change of each key at a revision, live keys only, in key order.
             list: stmt(format!(
-                "SELECT key, data, labels, lease, create_revision, revision, version FROM ( \
+                "SELECT key, data, labels, lease, create_revision, revision AS mod_revision, version FROM ( \
                    SELECT DISTINCT ON (key) key, deleted, data, labels, lease, create_revision, revision, version \
                    FROM {s}.history \
                    WHERE key > $1 AND key >= $2 AND ($3::text IS NULL OR key < $3) AND revision <= $4 \
                    ORDER BY key, revision DESC \
                  ) latest WHERE NOT deleted ORDER BY key LIMIT $5"
+            )),
+            list_current: stmt(format!(
+                "SELECT {KV_COLUMNS} FROM {s}.kv WHERE key > $1 AND key >= $2 AND ($3::text IS NULL OR key < $3) \
+                 ORDER BY key LIMIT $4"
             )),
             watch: stmt(format!(
                 "SELECT key, revision, deleted, data, labels, lease, create_revision, version FROM {s}.history \
@@ -145,8 +150,12 @@ impl Sql {
             set_compaction: stmt(format!("UPDATE {s}.compaction SET revision = $1 WHERE id = 1")),
             // Forget every change older than $1 that a later change at or before $1 supersedes,
             // and the tombstones older than $1: what remains reads the same at $1 and after.
+            // Only keys changed since the previous compaction ($2) can have such changes: the
+            // previous one left each key's latest change before it alone.
             compact_history: stmt(format!(
-                "DELETE FROM {s}.history h WHERE h.revision < $1 AND (h.deleted OR EXISTS ( \
+                "DELETE FROM {s}.history h \
+                 WHERE h.key IN (SELECT c.key FROM {s}.history c WHERE c.revision >= $2 AND c.revision <= $1) \
+                 AND h.revision < $1 AND (h.deleted OR EXISTS ( \
                    SELECT 1 FROM {s}.history n WHERE n.key = h.key AND n.revision > h.revision AND n.revision <= $1))"
             )),
         }

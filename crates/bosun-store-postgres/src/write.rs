@@ -285,6 +285,7 @@ pub(crate) async fn compact(sh: &Shared, revision: Revision) -> Result<(), Store
         .map_err(|e| db("recording the compaction", e))?;
     let removed = sqlx::query(q(&sh.sql.compact_history))
         .bind(revision)
+        .bind(compacted)
         .execute(&mut *tx)
         .await
         .map_err(|e| db("compacting the history", e))?
