@@ -55,14 +55,10 @@ pub(crate) struct Sql {
     pub state: Stmt,
     pub revision: Stmt,
     pub lock_revision: Stmt,
-    pub set_revision: Stmt,
     pub get: Stmt,
     pub get_many: Stmt,
     pub live_leases: Stmt,
-    pub upsert_kv: Stmt,
-    pub delete_kv: Stmt,
-    pub insert_history: Stmt,
-    pub notify: Stmt,
+    pub record: Stmt,
     pub list: Stmt,
     pub list_current: Stmt,
     pub watch: Stmt,
@@ -89,26 +85,31 @@ impl Sql {
             state: stmt(format!("SELECT r.revision, c.revision FROM {s}.revision r, {s}.compaction c")),
             revision: stmt(format!("SELECT revision FROM {s}.revision WHERE id = 1")),
             lock_revision: stmt(format!("SELECT revision FROM {s}.revision WHERE id = 1 FOR UPDATE")),
-            set_revision: stmt(format!("UPDATE {s}.revision SET revision = $1 WHERE id = 1")),
             get: stmt(format!("SELECT {KV_COLUMNS} FROM {s}.kv WHERE key = $1")),
             get_many: stmt(format!("SELECT {KV_COLUMNS} FROM {s}.kv WHERE key = ANY($1)")),
             live_leases: stmt(format!(
                 "SELECT id FROM {s}.lease WHERE id = ANY($1) AND expires_at > clock_timestamp()"
             )),
-            upsert_kv: stmt(format!(
-                "INSERT INTO {s}.kv ({KV_COLUMNS}) \
-                 SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]) \
-                 ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, labels = EXCLUDED.labels, lease = EXCLUDED.lease, \
-                 create_revision = EXCLUDED.create_revision, mod_revision = EXCLUDED.mod_revision, version = EXCLUDED.version"
+            // One transaction's changes at revision $1, with the counter and the notification.
+            record: stmt(format!(
+                "WITH changes AS ( \
+                   SELECT * FROM UNNEST($2::text[], $3::int4[], $4::bool[], $5::bytea[], $6::text[], $7::int8[], \
+                     $8::int8[], $9::int8[]) AS u(key, seq, deleted, data, labels, lease, create_revision, version) \
+                 ), put AS ( \
+                   INSERT INTO {s}.kv ({KV_COLUMNS}) \
+                   SELECT key, data, labels, lease, create_revision, $1, version FROM changes WHERE NOT deleted \
+                   ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, labels = EXCLUDED.labels, \
+                   lease = EXCLUDED.lease, create_revision = EXCLUDED.create_revision, \
+                   mod_revision = EXCLUDED.mod_revision, version = EXCLUDED.version \
+                 ), removed AS ( \
+                   DELETE FROM {s}.kv WHERE key IN (SELECT key FROM changes WHERE deleted) \
+                 ), history AS ( \
+                   INSERT INTO {s}.history (key, revision, seq, deleted, data, labels, lease, create_revision, version) \
+                   SELECT key, $1, seq, deleted, data, labels, lease, create_revision, version FROM changes \
+                 ), counter AS ( \
+                   UPDATE {s}.revision SET revision = $1 WHERE id = 1 \
+                 ) SELECT pg_notify($10, $1::text)"
             )),
-            delete_kv: stmt(format!("DELETE FROM {s}.kv WHERE key = ANY($1)")),
-            insert_history: stmt(format!(
-                "INSERT INTO {s}.history (key, revision, seq, deleted, data, labels, lease, create_revision, version) \
-                 SELECT u.key, $1, u.seq, u.deleted, u.data, u.labels, u.lease, u.create_revision, u.version \
-                 FROM UNNEST($2::text[], $3::int4[], $4::bool[], $5::bytea[], $6::text[], $7::int8[], $8::int8[], $9::int8[]) \
-                 AS u(key, seq, deleted, data, labels, lease, create_revision, version)"
-            )),
-            notify: stmt("SELECT pg_notify($1, $2)".to_owned()),
             // The latest change of each key at a revision, live keys only, in key order.
             list: stmt(format!(
                 "SELECT key, data, labels, lease, create_revision, revision AS mod_revision, version FROM ( \

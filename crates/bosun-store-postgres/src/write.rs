@@ -95,78 +95,44 @@ pub(crate) async fn txn(sh: &Shared, ops: &[Op]) -> Result<(TxnResult, bool), St
     Ok((TxnResult { revision, prev }, true))
 }
 
-/// Writes `changes` at `revision` (the counter is locked): `kv`, `history`, the counter, and the
-/// notification (sent by PostgreSQL when the transaction commits).
+/// Writes `changes` at `revision` (the counter is locked), in one statement: `kv`, `history`,
+/// the counter, and the notification (sent by PostgreSQL when the transaction commits).
 async fn record(
     sh: &Shared,
     conn: &mut PgConnection,
     revision: Revision,
     changes: &[Change],
 ) -> Result<(), StoreError> {
-    sqlx::query(q(&sh.sql.set_revision))
-        .bind(revision)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db("advancing the revision", e))?;
-    let n = changes.len();
-    let mut h = Rows::with_capacity(n);
-    let mut puts = Rows::with_capacity(n);
-    let mut removed = Vec::new();
+    let mut rows = Rows::with_capacity(changes.len());
     for change in changes {
         match &change.value {
-            Some((value, create, version)) => {
-                let labels = encode_labels(&value.labels);
-                let lease = value.lease.map(|l| l.0);
-                h.push(&change.key, false, value.data.to_vec(), labels.clone(), lease, *create, *version);
-                puts.push(&change.key, false, value.data.to_vec(), labels, lease, *create, *version);
-            }
-            None => {
-                removed.push(change.key.as_str());
-                h.push(&change.key, true, Vec::new(), "{}".to_owned(), None, 0, 0);
-            }
+            Some((value, create, version)) => rows.push(
+                &change.key,
+                false,
+                &value.data,
+                encode_labels(&value.labels),
+                value.lease.map(|l| l.0),
+                *create,
+                *version,
+            ),
+            None => rows.push(&change.key, true, &[], "{}".to_owned(), None, 0, 0),
         }
     }
-    if !puts.keys.is_empty() {
-        let mods = vec![revision; puts.keys.len()];
-        sqlx::query(q(&sh.sql.upsert_kv))
-            .bind(&puts.keys)
-            .bind(&puts.data)
-            .bind(&puts.labels)
-            .bind(&puts.leases)
-            .bind(&puts.creates)
-            .bind(&mods)
-            .bind(&puts.versions)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| db("writing the current values", e))?;
-    }
-    if !removed.is_empty() {
-        sqlx::query(q(&sh.sql.delete_kv))
-            .bind(&removed)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| db("deleting keys", e))?;
-    }
-    let seqs: Vec<i32> = (0..n).map(|i| i32::try_from(i).unwrap_or(i32::MAX)).collect();
-    sqlx::query(q(&sh.sql.insert_history))
+    let seqs: Vec<i32> = (0..changes.len()).map(|i| i32::try_from(i).unwrap_or(i32::MAX)).collect();
+    sqlx::query(q(&sh.sql.record))
         .bind(revision)
-        .bind(&h.keys)
+        .bind(&rows.keys)
         .bind(&seqs)
-        .bind(&h.deleted)
-        .bind(&h.data)
-        .bind(&h.labels)
-        .bind(&h.leases)
-        .bind(&h.creates)
-        .bind(&h.versions)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db("writing the history", e))?;
-    sqlx::query(q(&sh.sql.notify))
+        .bind(&rows.deleted)
+        .bind(&rows.data)
+        .bind(&rows.labels)
+        .bind(&rows.leases)
+        .bind(&rows.creates)
+        .bind(&rows.versions)
         .bind(&sh.sql.channel)
-        .bind(revision.to_string())
         .execute(&mut *conn)
         .await
-        .map_err(|e| db("notifying the new revision", e))?;
+        .map_err(|e| db("writing the changes", e))?;
     Ok(())
 }
 
@@ -299,7 +265,7 @@ pub(crate) async fn compact(sh: &Shared, revision: Revision) -> Result<(), Store
 struct Rows<'a> {
     keys: Vec<&'a str>,
     deleted: Vec<bool>,
-    data: Vec<Vec<u8>>,
+    data: Vec<&'a [u8]>,
     labels: Vec<String>,
     leases: Vec<Option<i64>>,
     creates: Vec<i64>,
@@ -324,7 +290,7 @@ impl<'a> Rows<'a> {
         &mut self,
         key: &'a str,
         deleted: bool,
-        data: Vec<u8>,
+        data: &'a [u8],
         labels: String,
         lease: Option<i64>,
         create: i64,
