@@ -40,6 +40,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::db;
 use crate::schema::Sql;
+pub use crate::write::MAX_LEASE_TTL;
 
 /// How a [`PostgresStore`] connects and behaves.
 #[derive(Debug, Clone)]

@@ -12,7 +12,8 @@ use crate::error::db;
 use crate::rows::{Change, encode_labels, key_value};
 use crate::schema::q;
 
-/// The longest lease TTL (etcd's): 9,000,000,000 seconds.
+/// The longest lease TTL (etcd's): 9,000,000,000 seconds; longer ones are refused with
+/// [`StoreError::InvalidArgument`].
 pub const MAX_LEASE_TTL: Duration = Duration::from_secs(9_000_000_000);
 
 /// The current revision.
@@ -35,7 +36,42 @@ async fn lock_revision(sh: &Shared, conn: &mut PgConnection) -> Result<Revision,
 /// Applies `ops` (validated) all or nothing; returns the result and whether anything changed.
 pub(crate) async fn txn(sh: &Shared, ops: &[Op]) -> Result<(TxnResult, bool), StoreError> {
     let mut tx = begin(sh).await?;
-    let current = lock_revision(sh, &mut tx).await?;
+    let result = apply(sh, &mut tx, ops).await.map(|(result, changed)| ((result, changed), changed));
+    finish(tx, result, "committing a transaction").await
+}
+
+/// Ends `tx`: commits when `result` is `Ok` and says to, else rolls back at once (so that the
+/// locks it holds are released now, not when the connection is next used).
+async fn finish<T>(
+    tx: Transaction<'static, Postgres>,
+    result: Result<(T, bool), StoreError>,
+    what: &str,
+) -> Result<T, StoreError> {
+    match result {
+        Ok((value, true)) => {
+            tx.commit().await.map_err(|e| db(what, e))?;
+            Ok(value)
+        }
+        Ok((value, false)) => {
+            rollback(tx).await;
+            Ok(value)
+        }
+        Err(e) => {
+            rollback(tx).await;
+            Err(e)
+        }
+    }
+}
+
+async fn rollback(tx: Transaction<'static, Postgres>) {
+    if let Err(e) = tx.rollback().await {
+        tracing::debug!(error = %e, "postgres store: rollback failed (the connection is dropped)");
+    }
+}
+
+/// The body of [`txn`]; returns the result and whether it changed something (to commit).
+async fn apply(sh: &Shared, tx: &mut PgConnection, ops: &[Op]) -> Result<(TxnResult, bool), StoreError> {
+    let current = lock_revision(sh, &mut *tx).await?;
     let keys: Vec<&str> = ops.iter().map(|op| op.key().as_str()).collect();
     let rows = sqlx::query(q(&sh.sql.get_many))
         .bind(&keys)
@@ -87,11 +123,9 @@ pub(crate) async fn txn(sh: &Shared, ops: &[Op]) -> Result<(TxnResult, bool), St
         })
         .collect();
     if changes.is_empty() {
-        tx.rollback().await.map_err(|e| db("ending a transaction that changed nothing", e))?;
         return Ok((TxnResult { revision: current, prev }, false));
     }
-    record(sh, &mut tx, revision, &changes).await?;
-    tx.commit().await.map_err(|e| db("committing a transaction", e))?;
+    record(sh, tx, revision, &changes).await?;
     Ok((TxnResult { revision, prev }, true))
 }
 
@@ -189,35 +223,39 @@ async fn end_lease(sh: &Shared, conn: &mut PgConnection, id: i64) -> Result<Opti
 /// Revokes lease `id`; returns the revision that deleted its keys, if it had any.
 pub(crate) async fn revoke(sh: &Shared, id: LeaseId) -> Result<Option<Revision>, StoreError> {
     let mut tx = begin(sh).await?;
-    let found: Option<i64> = sqlx::query_scalar(q(&sh.sql.lock_lease))
-        .bind(id.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| db("locking a lease", e))?;
-    if found.is_none() {
-        return Err(StoreError::LeaseNotFound(id.0));
+    let result = async {
+        let found: Option<i64> = sqlx::query_scalar(q(&sh.sql.lock_lease))
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("locking a lease", e))?;
+        if found.is_none() {
+            return Err(StoreError::LeaseNotFound(id.0));
+        }
+        Ok((end_lease(sh, &mut tx, id.0).await?, true))
     }
-    let revision = end_lease(sh, &mut tx, id.0).await?;
-    tx.commit().await.map_err(|e| db("committing a lease revocation", e))?;
-    Ok(revision)
+    .await;
+    finish(tx, result, "committing a lease revocation").await
 }
 
 /// Expires one due lease no other replica is expiring. `None`: none was due; else the revision
 /// that deleted its keys, if it had any.
 pub(crate) async fn expire_one(sh: &Shared) -> Result<Option<Option<Revision>>, StoreError> {
     let mut tx = begin(sh).await?;
-    let due: Option<i64> = sqlx::query_scalar(q(&sh.sql.lock_expired_lease))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| db("finding expired leases", e))?;
-    let Some(id) = due else {
-        tx.rollback().await.map_err(|e| db("ending a lease check", e))?;
-        return Ok(None);
-    };
-    let revision = end_lease(sh, &mut tx, id).await?;
-    tx.commit().await.map_err(|e| db("committing a lease expiry", e))?;
-    tracing::debug!(lease = id, ?revision, "lease expired");
-    Ok(Some(revision))
+    let result = async {
+        let due: Option<i64> = sqlx::query_scalar(q(&sh.sql.lock_expired_lease))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("finding expired leases", e))?;
+        let Some(id) = due else {
+            return Ok((None, false));
+        };
+        let revision = end_lease(sh, &mut tx, id).await?;
+        tracing::debug!(lease = id, ?revision, "lease expired");
+        Ok((Some(revision), true))
+    }
+    .await;
+    finish(tx, result, "committing a lease expiry").await
 }
 
 /// The current revision and the compaction revision (the oldest readable one; 0: none).
@@ -231,33 +269,40 @@ pub(crate) async fn compact(sh: &Shared, revision: Revision) -> Result<(), Store
         return Ok(());
     }
     let mut tx = begin(sh).await?;
-    let compacted: Revision = sqlx::query_scalar(q(&sh.sql.lock_compaction))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| db("locking the compaction", e))?;
-    let current: Revision =
-        sqlx::query_scalar(q(&sh.sql.revision)).fetch_one(&mut *tx).await.map_err(|e| db("reading the revision", e))?;
-    if revision > current {
-        return Err(StoreError::FutureRevision { requested: revision, current });
+    let result = async {
+        let compacted: Revision = sqlx::query_scalar(q(&sh.sql.lock_compaction))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| db("locking the compaction", e))?;
+        let current: Revision = sqlx::query_scalar(q(&sh.sql.revision))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| db("reading the revision", e))?;
+        if revision > current {
+            return Err(StoreError::FutureRevision { requested: revision, current });
+        }
+        if revision <= compacted {
+            return Ok((0, false));
+        }
+        sqlx::query(q(&sh.sql.set_compaction))
+            .bind(revision)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("recording the compaction", e))?;
+        let removed = sqlx::query(q(&sh.sql.compact_history))
+            .bind(revision)
+            .bind(compacted)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("compacting the history", e))?
+            .rows_affected();
+        Ok((removed, true))
     }
-    if revision <= compacted {
-        tx.rollback().await.map_err(|e| db("ending a compaction", e))?;
-        return Ok(());
+    .await;
+    let removed = finish(tx, result, "committing a compaction").await?;
+    if removed > 0 {
+        tracing::info!(revision, removed, "compacted the history");
     }
-    sqlx::query(q(&sh.sql.set_compaction))
-        .bind(revision)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("recording the compaction", e))?;
-    let removed = sqlx::query(q(&sh.sql.compact_history))
-        .bind(revision)
-        .bind(compacted)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("compacting the history", e))?
-        .rows_affected();
-    tx.commit().await.map_err(|e| db("committing a compaction", e))?;
-    tracing::info!(revision, removed, "compacted the history");
     Ok(())
 }
 
