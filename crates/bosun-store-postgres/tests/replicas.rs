@@ -169,3 +169,15 @@ async fn watches_survive_a_database_restart() {
     store.close().await;
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused() {
+    let url = common::new_database();
+    let store = common::connect(&url).await;
+    store.close().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE bosun.schema_version SET version = 99").execute(&pool).await.unwrap();
+    pool.close().await;
+    let result = PostgresStore::connect(&url, common::options()).await;
+    assert!(matches!(result, Err(StoreError::Internal(ref m)) if m.contains("newer")), "{result:?}");
+}
