@@ -163,11 +163,7 @@ impl PostgresStore {
 
     /// Tells this replica's watchers about a revision it just committed.
     fn wake(&self, revision: Revision) {
-        self.inner.wake.send_if_modified(|w| {
-            let newer = revision > w.revision;
-            w.revision = w.revision.max(revision);
-            newer
-        });
+        tasks::notify(&self.inner.wake, revision);
     }
 }
 

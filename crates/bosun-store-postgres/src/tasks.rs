@@ -13,7 +13,8 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// Most leases one maintenance round expires (the next round goes on).
 const EXPIRIES_PER_ROUND: usize = 1000;
 
-fn notify(wake: &watch::Sender<Wake>, revision: i64) {
+/// Wakes the watchers if `revision` is newer than the last one they were told of.
+pub(crate) fn notify(wake: &watch::Sender<Wake>, revision: i64) {
     wake.send_if_modified(|w| {
         let newer = revision > w.revision;
         w.revision = w.revision.max(revision);
