@@ -1,4 +1,4 @@
-//! `bosun-bench`: a load benchmark of the xDS push path.
+//! `bosun-bench`: a load benchmark of the xDS push path (and, with `store`, of a store backend).
 //!
 //! It starts the server (`bosun-xds` with C EDS clusters and L listeners) in a child process,
 //! opens N simulated Envoy ADS clients, each on its own HTTP/2 connection, waits until all have
@@ -8,6 +8,7 @@
 mod client;
 mod proc_stats;
 mod server;
+mod store;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,6 +44,8 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         listeners: usize,
     },
+    /// Benchmark a store backend: writes per second and watch latency.
+    Store(store::StoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +73,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Some(Command::Server { addr, clusters, listeners }) => runtime.block_on(server::run(addr, clusters, listeners)),
+        Some(Command::Store(args)) => runtime.block_on(store::run(args)),
         None => runtime.block_on(bench(cli.run)),
     }
 }

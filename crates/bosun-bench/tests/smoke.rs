@@ -11,3 +11,17 @@ fn small_run_converges_and_fans_out() {
     assert!(stdout.contains("converged          20/20"), "{stdout}");
     assert!(stdout.contains("updated            20/20"), "{stdout}");
 }
+
+#[test]
+fn store_benchmark_runs_on_the_embedded_store() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bosun-bench"))
+        .args(["store", "--backend", "embedded", "--writes", "200", "--watched", "20", "--concurrency", "4"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for phase in ["sequential puts", "concurrent puts", "puts in txns of 100", "watch latency", "list"] {
+        assert!(stdout.contains(phase), "{phase} missing: {stdout}");
+    }
+    assert!(stdout.contains("for 620 keys"), "every key written is listed: {stdout}");
+}

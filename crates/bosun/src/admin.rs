@@ -1,4 +1,5 @@
-//! The admin HTTP API: `/healthz`, `/metrics` (Prometheus text) and `/status` (JSON).
+//! The admin HTTP server: `/healthz`, `/metrics` (Prometheus text), `/status` (JSON), and the
+//! REST API under `/api/v1/` ([`crate::api`]).
 
 use std::sync::Arc;
 
@@ -10,14 +11,21 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-use crate::source::{DirectorySource, SourceStatus};
+use bosun_store::{Revision, Store};
+
+use crate::api::{self, ApiState};
+use crate::directory::{DirectoryStatus, DirectoryWriter};
+use crate::source::{SnapshotSource, SourceStatus};
 use crate::status::{StreamStatus, XdsStatus};
 
 /// What the admin handlers read.
 pub struct AdminState {
     pub registry: Registry,
     pub xds: Arc<XdsStatus>,
-    pub source: Arc<DirectorySource>,
+    pub source: Arc<SnapshotSource>,
+    pub store: Arc<dyn Store>,
+    pub directory: Option<Arc<DirectoryWriter>>,
+    pub api: Arc<ApiState>,
 }
 
 /// The admin router.
@@ -26,7 +34,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(api::router(state.api.clone()))
 }
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
@@ -39,10 +48,30 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
 
 #[derive(Serialize)]
 struct StatusBody {
+    store: StoreStatus,
     resources: SourceStatus,
+    directory: Option<DirectoryStatus>,
     nodes: Vec<StreamStatus>,
 }
 
+#[derive(Serialize)]
+struct StoreStatus {
+    backend: String,
+    /// The store's revision now (`None` if the store did not answer).
+    revision: Option<Revision>,
+    /// Why the store did not answer.
+    error: Option<String>,
+}
+
 async fn status(State(state): State<Arc<AdminState>>) -> Json<StatusBody> {
-    Json(StatusBody { resources: state.source.status(), nodes: state.xds.streams() })
+    let (revision, error) = match state.store.revision().await {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    Json(StatusBody {
+        store: StoreStatus { backend: state.store.backend().to_owned(), revision, error },
+        resources: state.source.status(),
+        directory: state.directory.as_ref().map(|d| d.status()),
+        nodes: state.xds.streams(),
+    })
 }

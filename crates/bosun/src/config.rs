@@ -22,6 +22,17 @@ pub struct ServeArgs {
     /// node; files in DIR/<cluster>/ only to nodes whose `node.cluster` is <cluster>.
     #[arg(long, value_name = "DIR")]
     pub resources: Option<PathBuf>,
+    /// Where state is kept: `embedded` (a file in --data-dir), `memory` (lost on exit),
+    /// `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`, or `postgres://USER@HOST:PORT/DB` [default: embedded].
+    #[arg(long, env = "BOSUN_STORE")]
+    pub store: Option<String>,
+    /// The embedded store's directory [default: ./bosun-data].
+    #[arg(long, env = "BOSUN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A file holding the bearer token that admin API writes need (none: writes are open, so keep
+    /// the admin address on loopback).
+    #[arg(long, env = "BOSUN_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long)]
     pub log_format: Option<LogFormat>,
@@ -45,6 +56,9 @@ struct FileConfig {
     xds_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     resources: Option<PathBuf>,
+    store: Option<String>,
+    data_dir: Option<PathBuf>,
+    admin_token_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
 }
 
@@ -54,8 +68,53 @@ pub struct ServeConfig {
     pub xds_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub resources: Option<PathBuf>,
+    pub store: StoreConfig,
+    /// The admin API's bearer token for writes, read from --admin-token-file.
+    pub admin_token: Option<String>,
     pub log_format: LogFormat,
 }
+
+/// Which store `bosun serve` uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    Memory,
+    Embedded { data_dir: PathBuf },
+    Etcd { endpoints: Vec<String>, prefix: Option<String> },
+    Postgres { url: String },
+}
+
+impl StoreConfig {
+    /// Parses --store; `data_dir` is for the embedded store.
+    pub fn parse(spec: &str, data_dir: PathBuf) -> anyhow::Result<Self> {
+        if spec == "embedded" {
+            return Ok(Self::Embedded { data_dir });
+        }
+        if spec == "memory" {
+            return Ok(Self::Memory);
+        }
+        if let Some(rest) = spec.strip_prefix("etcd://") {
+            let (hosts, prefix) = match rest.split_once('/') {
+                Some((hosts, prefix)) if !prefix.is_empty() => (hosts, Some(format!("/{}/", prefix.trim_matches('/')))),
+                Some((hosts, _)) => (hosts, None),
+                None => (rest, None),
+            };
+            let endpoints: Vec<String> =
+                hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("http://{h}")).collect();
+            anyhow::ensure!(
+                !endpoints.is_empty(),
+                "--store {spec}: no etcd endpoint (etcd://HOST:PORT[,HOST:PORT...][/PREFIX])"
+            );
+            return Ok(Self::Etcd { endpoints, prefix });
+        }
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            return Ok(Self::Postgres { url: spec.to_owned() });
+        }
+        anyhow::bail!("--store {spec:?}: expected embedded, memory, etcd://HOST:PORT[,...][/PREFIX] or postgres://...")
+    }
+}
+
+const DEFAULT_DATA_DIR: &str = "bosun-data";
+const MAX_TOKEN_BYTES: u64 = 4096;
 
 const DEFAULT_XDS_ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 18000);
 const DEFAULT_ADMIN_ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 19000);
@@ -68,17 +127,26 @@ impl ServeConfig {
             Some(path) => read_file_config(path)?,
             None => FileConfig::default(),
         };
-        // A relative resources path in the file is relative to the file.
-        let file_resources = match (&args.config, file.resources) {
-            (Some(cfg), Some(dir)) if dir.is_relative() => {
-                Some(cfg.parent().unwrap_or_else(|| Path::new(".")).join(dir))
-            }
-            (_, dir) => dir,
+        // Relative paths in the file are relative to the file.
+        let relative_to_file = |path: Option<PathBuf>| match (&args.config, path) {
+            (Some(cfg), Some(p)) if p.is_relative() => Some(cfg.parent().unwrap_or_else(|| Path::new(".")).join(p)),
+            (_, p) => p,
         };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or_else(|| relative_to_file(file.data_dir))
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let store =
+            StoreConfig::parse(args.store.as_deref().or(file.store.as_deref()).unwrap_or("embedded"), data_dir)?;
+        let token_file = args.admin_token_file.clone().or_else(|| relative_to_file(file.admin_token_file));
+        let admin_token = token_file.map(|path| read_token(&path)).transpose()?;
         Ok(Self {
             xds_addr: args.xds_addr.or(file.xds_addr).unwrap_or_else(|| DEFAULT_XDS_ADDR.into()),
             admin_addr: args.admin_addr.or(file.admin_addr).unwrap_or_else(|| DEFAULT_ADMIN_ADDR.into()),
-            resources: args.resources.or(file_resources),
+            resources: args.resources.or_else(|| relative_to_file(file.resources)),
+            store,
+            admin_token,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
         })
     }
@@ -93,6 +161,20 @@ fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
     );
     let text = std::fs::read_to_string(path).with_context(|| format!("config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+}
+
+/// Reads a token file: one line, surrounding white space ignored.
+pub fn read_token(path: &Path) -> anyhow::Result<String> {
+    let meta = std::fs::metadata(path).with_context(|| format!("token file {}", path.display()))?;
+    anyhow::ensure!(
+        meta.len() <= MAX_TOKEN_BYTES,
+        "token file {}: larger than {MAX_TOKEN_BYTES} bytes",
+        path.display()
+    );
+    let token =
+        std::fs::read_to_string(path).with_context(|| format!("token file {}", path.display()))?.trim().to_owned();
+    anyhow::ensure!(!token.is_empty(), "token file {}: empty", path.display());
+    Ok(token)
 }
 
 /// Sets up `tracing` output; `RUST_LOG` selects levels (default `info`).
@@ -127,8 +209,29 @@ mod tests {
         assert_eq!(cfg.admin_addr.port(), 3);
         assert_eq!(cfg.resources, Some(dir.path().join("res")));
         let defaults = ServeConfig::load(ServeArgs::default()).expect("defaults");
+        assert_eq!(defaults.store, StoreConfig::Embedded { data_dir: "bosun-data".into() });
         assert_eq!(defaults.xds_addr.to_string(), "127.0.0.1:18000");
         assert_eq!(defaults.admin_addr.to_string(), "127.0.0.1:19000");
+    }
+
+    #[test]
+    fn store_specs_parse() {
+        let dir = PathBuf::from("d");
+        assert_eq!(
+            StoreConfig::parse("etcd://127.0.0.1:2379,127.0.0.1:2380/team-a", dir.clone()).unwrap(),
+            StoreConfig::Etcd {
+                endpoints: vec!["http://127.0.0.1:2379".into(), "http://127.0.0.1:2380".into()],
+                prefix: Some("/team-a/".into())
+            }
+        );
+        assert_eq!(StoreConfig::parse("memory", dir.clone()).unwrap(), StoreConfig::Memory);
+        assert!(matches!(
+            StoreConfig::parse("postgres://u@h:5432/db", dir.clone()).unwrap(),
+            StoreConfig::Postgres { .. }
+        ));
+        let err = StoreConfig::parse("redis://x", dir.clone()).unwrap_err().to_string();
+        assert!(err.contains("expected embedded"), "{err}");
+        assert!(StoreConfig::parse("etcd://", dir).is_err());
     }
 
     #[test]

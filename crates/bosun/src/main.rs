@@ -1,11 +1,16 @@
 //! `bosun`: a microservice-governance control plane.
 
 mod admin;
+mod api;
+mod cli;
 mod config;
+mod directory;
+mod documents;
 mod resources;
 mod serve;
 mod source;
 mod status;
+mod store;
 
 use clap::{Parser, Subcommand};
 
@@ -19,18 +24,46 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the control plane: the xDS server and the admin HTTP API.
+    /// Run the control plane: the store, the xDS server and the admin HTTP API.
     Serve(config::ServeArgs),
+    /// Create or update documents from files (YAML/JSON), directories or standard input.
+    Apply {
+        #[command(flatten)]
+        args: cli::ApplyArgs,
+        #[command(flatten)]
+        connection: cli::Connection,
+    },
+    /// Show one document or a list.
+    Get {
+        #[command(flatten)]
+        args: cli::GetArgs,
+        #[command(flatten)]
+        connection: cli::Connection,
+    },
+    /// Delete a document.
+    Delete {
+        #[command(flatten)]
+        args: cli::DeleteArgs,
+        #[command(flatten)]
+        connection: cli::Connection,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => {
-            let config = config::ServeConfig::load(args)?;
-            config::init_logging(&config)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(serve::run(config))
-        }
+    if let Command::Serve(args) = cli.command {
+        let config = config::ServeConfig::load(args)?;
+        config::init_logging(&config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        return runtime.block_on(serve::run(config));
     }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match &cli.command {
+            Command::Serve(_) => Ok(()),
+            Command::Apply { args, connection } => cli::apply(connection, args).await,
+            Command::Get { args, connection } => cli::get(connection, args).await,
+            Command::Delete { args, connection } => cli::delete(connection, args).await,
+        }
+    })
 }

@@ -1,4 +1,5 @@
-//! `bosun serve`: the xDS server, the resource source and the admin API, with graceful shutdown.
+//! `bosun serve`: the store, the snapshots that follow it, the xDS server, the resources directory
+//! as a writer, and the admin API, with graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,42 +10,58 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, AdminState};
+use crate::api::ApiState;
 use crate::config::ServeConfig;
-use crate::source::{self, DirectorySource};
+use crate::directory::{self, DirectoryWriter};
+use crate::source::{self, SnapshotSource};
 use crate::status::XdsStatus;
 
 /// How long open streams get to finish after a shutdown signal. xDS streams never end on their
 /// own, so the server closes them after this.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long the store may take to be read the first time before `bosun serve` gives up.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let store = crate::store::open(&config.store).await?;
+    tracing::info!(backend = store.backend(), "store open");
     let mut registry = Registry::default();
     let xds_status = Arc::new(XdsStatus::new(&mut registry));
-    let source = Arc::new(DirectorySource::new(config.resources.clone(), &mut registry));
+    let source = Arc::new(SnapshotSource::new(&mut registry));
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
 
-    if let Some(dir) = &config.resources {
-        anyhow::ensure!(dir.is_dir(), "--resources {}: not a directory", dir.display());
-        // A bad directory at start is served as empty, like a bad edit later: the server runs
-        // and says what is wrong.
-        source.reload(dir).await;
+    // The directory writes first, so that the first snapshots already hold what it says.
+    let directory = match &config.resources {
+        Some(dir) => {
+            anyhow::ensure!(dir.is_dir(), "--resources {}: not a directory", dir.display());
+            let writer = Arc::new(DirectoryWriter::new(dir.clone(), store.clone()));
+            // A bad directory at start is not fatal, like a bad edit later: the server runs on
+            // what the store has and says what is wrong.
+            writer.sync().await;
+            Some(writer)
+        }
+        None => None,
+    };
+    let mut tasks = vec![tokio::spawn(source::follow_store(store.clone(), source.clone(), shutdown_rx.clone()))];
+    if let Some(writer) = &directory {
+        let (writer, rx) = (writer.clone(), shutdown_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = directory::watch(writer, rx).await {
+                tracing::error!("watching the resources directory failed: {e:#}");
+            }
+        }));
     }
+    // Serving before the store was read would send every node an empty config.
+    tokio::time::timeout(STARTUP_TIMEOUT, source.wait_ready())
+        .await
+        .with_context(|| format!("the {} store could not be read within {STARTUP_TIMEOUT:?}", store.backend()))?;
 
     let xds_listener =
         TcpListener::bind(config.xds_addr).await.with_context(|| format!("xDS address {}", config.xds_addr))?;
     let admin_listener =
         TcpListener::bind(config.admin_addr).await.with_context(|| format!("admin address {}", config.admin_addr))?;
     tracing::info!(xds = %xds_listener.local_addr()?, admin = %admin_listener.local_addr()?, "bosun serving");
-
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let watcher = config.resources.clone().map(|dir| {
-        let (source, rx) = (source.clone(), shutdown_rx.clone());
-        tokio::spawn(async move {
-            if let Err(e) = source::watch_directory(source, dir, rx).await {
-                tracing::error!("watching the resources directory failed: {e:#}");
-            }
-        })
-    });
 
     let server = XdsServer::builder(source.clone()).observer(xds_status.clone()).control_plane_id("bosun").build();
     let xds = tonic::transport::Server::builder()
@@ -58,7 +75,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             wait_for(shutdown_rx.clone()),
         );
 
-    let admin_state = Arc::new(AdminState { registry, xds: xds_status, source });
+    let api = Arc::new(ApiState { store: store.clone(), token: config.admin_token.clone() });
+    let admin_state = Arc::new(AdminState { registry, xds: xds_status, source, store: store.clone(), directory, api });
     let admin = axum::serve(admin_listener, admin::router(admin_state)).with_graceful_shutdown(wait_for(shutdown_rx));
 
     let servers = async {
@@ -75,9 +93,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             }
         }
     }
-    if let Some(w) = watcher {
-        w.abort();
+    let _ = shutdown_tx.send(true);
+    for task in tasks {
+        task.abort();
     }
+    store.close().await;
     Ok(())
 }
 

@@ -1,37 +1,47 @@
-//! The resource source of `bosun serve`: Envoy resources loaded from a directory, turned into
-//! one snapshot per node cluster, and reloaded when the directory changes.
+//! The snapshots `bosun serve` serves: the Envoy documents of the store, turned into one snapshot
+//! per node cluster, rebuilt from the store's watch.
 //!
-//! Nodes are grouped by `node.cluster`. A group with its own sub-directory gets the common
-//! resources plus its own; every other group gets the common resources. A reload that fails to
-//! parse or to pass the consistency check changes nothing that is served.
+//! Nodes are grouped by `node.cluster`. A group whose name is a namespace of the store gets the
+//! `default` namespace's resources with its own on top; every other group gets the `default` ones.
+//! A set of resources that fails the consistency check changes nothing that is served, and
+//! `/status` says why.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bosun_store::{Event, Key, Prefix, Revision, Selector, Store, StoreError, StoreExt};
+use bosun_xds::Resource;
 use bosun_xds::cache::{Cache, TypeWatch};
 use bosun_xds::{ByNodeCluster, Snapshot, SnapshotCache};
 use envoy_types::pb::envoy::config::core::v3::Node;
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
-use tokio::sync::mpsc;
 
-use crate::resources::{self, LoadedResources};
+use crate::documents::{self, DEFAULT_NAMESPACE, EnvoyKind};
+use crate::resources::LoadedResources;
 
-/// How long the directory must be quiet before a reload (editors write files in several steps).
-const DEBOUNCE: Duration = Duration::from_millis(150);
-/// A full rescan this often, in case a file-system event was lost.
-const RESCAN: Duration = Duration::from_secs(30);
+/// Changes that arrive within this long of each other make one rebuild.
+const COALESCE: Duration = Duration::from_millis(10);
+/// A burst of changes delays the rebuild at most this long.
+const COALESCE_MAX: Duration = Duration::from_millis(200);
+/// Waits between attempts while the store is unavailable.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// The snapshots built from one load of the directory.
 struct Snapshots {
     common: Snapshot,
     groups: BTreeMap<String, Snapshot>,
+}
+
+/// Checks that every snapshot `loaded` makes is consistent, as serving it would.
+pub fn check(loaded: &LoadedResources) -> Result<(), String> {
+    Snapshots::build(loaded).map(drop)
 }
 
 impl Snapshots {
@@ -55,13 +65,13 @@ impl Snapshots {
 /// What `/status` shows about the source.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SourceStatus {
-    /// The directory, if one is served.
-    pub directory: Option<PathBuf>,
-    /// Successful loads so far.
+    /// The store revision the served snapshots were built from.
+    pub revision: Revision,
+    /// Snapshot builds so far.
     pub loads: u64,
     /// Per node cluster (`"*"`: every other cluster), per type URL, the version served.
     pub versions: BTreeMap<String, BTreeMap<String, String>>,
-    /// Why the last load failed, if it did (the previous resources are still served).
+    /// Why the last build failed, if it did (the previous resources are still served).
     pub last_error: Option<String>,
 }
 
@@ -70,11 +80,13 @@ struct ResultLabel {
     result: &'static str,
 }
 
-/// A [`Cache`] over the directory's snapshots.
-pub struct DirectorySource {
+/// A [`Cache`] over the snapshots built from the store.
+pub struct SnapshotSource {
     cache: SnapshotCache,
     state: Mutex<State>,
     reloads: Family<ResultLabel, Counter>,
+    /// The store revision followed so far (whether or not its snapshots were consistent).
+    followed: tokio::sync::watch::Sender<Option<Revision>>,
 }
 
 struct State {
@@ -82,26 +94,52 @@ struct State {
     status: SourceStatus,
 }
 
-impl DirectorySource {
-    /// A source that serves an empty snapshot until [`DirectorySource::apply`] is called.
-    pub fn new(directory: Option<PathBuf>, registry: &mut Registry) -> Self {
+impl SnapshotSource {
+    /// A source that serves an empty snapshot until [`SnapshotSource::apply`] is called.
+    pub fn new(registry: &mut Registry) -> Self {
         let reloads = Family::<ResultLabel, Counter>::default();
-        registry.register("bosun_resource_loads", "Loads of the resources directory", reloads.clone());
+        registry.register("bosun_snapshot_builds", "Snapshot builds from the store's resources", reloads.clone());
         Self {
             cache: SnapshotCache::new(ByNodeCluster),
             state: Mutex::new(State {
                 snapshots: Snapshots { common: Snapshot::default(), groups: BTreeMap::new() },
-                status: SourceStatus { directory, ..Default::default() },
+                status: SourceStatus::default(),
             }),
             reloads,
+            followed: tokio::sync::watch::Sender::new(None),
         }
     }
 
-    /// Builds and checks the snapshots of `loaded` and, if every one is consistent, serves them.
-    pub fn apply(&self, loaded: &LoadedResources) -> Result<(), String> {
+    /// Waits until the store's contents have been read once (and served, if consistent): until
+    /// then the snapshots are empty, and serving them would empty every node's config.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.followed.subscribe();
+        let _ = rx.wait_for(Option::is_some).await;
+    }
+
+    fn followed(&self, revision: Revision) {
+        self.followed.send_replace(Some(revision));
+    }
+
+    /// Builds and checks the snapshots of `loaded` and, if every one is consistent, serves them;
+    /// otherwise logs why and keeps serving what it served.
+    pub fn apply(&self, loaded: &LoadedResources, revision: Revision) -> Result<(), String> {
+        let result = self.try_apply(loaded, revision);
+        let label = if result.is_ok() { "ok" } else { "error" };
+        self.reloads.get_or_create(&ResultLabel { result: label }).inc();
+        if let Err(error) = &result {
+            for line in error.lines() {
+                tracing::error!(revision, "resources rejected, still serving the previous ones: {line}");
+            }
+            self.state.lock().status.last_error = Some(error.clone());
+        }
+        result
+    }
+
+    fn try_apply(&self, loaded: &LoadedResources, revision: Revision) -> Result<(), String> {
         let snapshots = Snapshots::build(loaded)?;
         let mut state = self.state.lock();
-        // Every group that has a snapshot (its nodes connected before) or a directory.
+        // Every group that has a snapshot (its nodes connected before) or a namespace.
         let mut groups = self.cache.groups();
         groups.extend(snapshots.groups.keys().cloned());
         groups.sort();
@@ -116,36 +154,16 @@ impl DirectorySource {
         }
         state.snapshots = snapshots;
         state.status.versions = versions;
+        state.status.revision = revision;
         state.status.loads += 1;
         state.status.last_error = None;
+        tracing::debug!(revision, "snapshots built");
         Ok(())
     }
 
-    /// Loads the directory and applies it; on failure logs every error and keeps what is served.
-    pub async fn reload(self: &Arc<Self>, dir: &Path) -> bool {
-        let path = dir.to_owned();
-        let loaded = tokio::task::spawn_blocking(move || resources::load_dir(&path)).await;
-        let result = match loaded {
-            Ok(Ok(loaded)) => self.apply(&loaded),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(format!("loader failed: {e}")),
-        };
-        match result {
-            Ok(()) => {
-                self.reloads.get_or_create(&ResultLabel { result: "ok" }).inc();
-                let status = self.status();
-                tracing::info!(dir = %dir.display(), versions = ?status.versions.get("*"), "resources loaded");
-                true
-            }
-            Err(error) => {
-                self.reloads.get_or_create(&ResultLabel { result: "error" }).inc();
-                for line in error.lines() {
-                    tracing::error!(dir = %dir.display(), "resources rejected, still serving the previous ones: {line}");
-                }
-                self.state.lock().status.last_error = Some(error);
-                false
-            }
-        }
+    /// Records a problem with the store's contents that did not stop the build.
+    fn set_error(&self, error: Option<String>) {
+        self.state.lock().status.last_error = error;
     }
 
     /// The source's status.
@@ -158,7 +176,7 @@ fn type_versions(snapshot: &Snapshot) -> BTreeMap<String, String> {
     snapshot.type_urls().map(|t| (t.to_owned(), snapshot.version(t).to_owned())).collect()
 }
 
-impl Cache for DirectorySource {
+impl Cache for SnapshotSource {
     fn watch(&self, node: &Node, type_url: &str) -> TypeWatch {
         let group = self.cache.group_of(node);
         if self.cache.snapshot(&group).is_none() {
@@ -174,34 +192,147 @@ impl Cache for DirectorySource {
     }
 }
 
-/// Watches `dir` and reloads `source` when it changes, until `shutdown` fires.
-pub async fn watch_directory(
-    source: Arc<DirectorySource>,
-    dir: PathBuf,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    use notify::Watcher;
-    let (tx, mut rx) = mpsc::channel::<()>(1);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
-            // A full channel already means "reload pending".
-            let _ = tx.try_send(());
-        }
-    })?;
-    watcher.watch(&dir, notify::RecursiveMode::Recursive)?;
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => return Ok(()),
-            event = rx.recv() => {
-                if event.is_none() {
-                    return Ok(());
-                }
-                // Let the burst of events of one save settle, then reload once.
-                tokio::time::sleep(DEBOUNCE).await;
-                while rx.try_recv().is_ok() {}
+/// The Envoy documents of the store, as resources, by key.
+#[derive(Default)]
+struct StoreResources {
+    resources: BTreeMap<Key, Resource>,
+    /// Keys whose stored document failed to transcode, with why.
+    broken: BTreeMap<Key, String>,
+}
+
+impl StoreResources {
+    fn put(&mut self, kv: &bosun_store::KeyValue) {
+        match documents::resource_of(kv) {
+            None => {}
+            Some(Ok(resource)) => {
+                self.broken.remove(&kv.key);
+                self.resources.insert(kv.key.clone(), resource);
             }
-            _ = tokio::time::sleep(RESCAN) => {}
+            Some(Err(e)) => {
+                self.resources.remove(&kv.key);
+                self.broken.insert(kv.key.clone(), e);
+            }
         }
-        source.reload(&dir).await;
+    }
+
+    fn delete(&mut self, key: &Key) {
+        self.resources.remove(key);
+        self.broken.remove(key);
+    }
+
+    /// `default` is common; every other namespace is the node cluster of that name.
+    fn loaded(&self) -> LoadedResources {
+        let mut loaded = LoadedResources::default();
+        for (key, resource) in &self.resources {
+            if key.namespace() == DEFAULT_NAMESPACE {
+                loaded.common.push(resource.clone());
+            } else {
+                loaded.groups.entry(key.namespace().to_owned()).or_default().push(resource.clone());
+            }
+        }
+        loaded
+    }
+
+    fn error(&self) -> Option<String> {
+        (!self.broken.is_empty()).then(|| self.broken.values().cloned().collect::<Vec<_>>().join("\n"))
+    }
+}
+
+/// Serves the store's Envoy documents through `source` until `shutdown`: lists them, then follows
+/// the store's watch, rebuilding the snapshots after each burst of changes. A compacted watch
+/// lists again; an unavailable store is retried, and the last snapshots keep being served.
+pub async fn follow_store(
+    store: Arc<dyn Store>,
+    source: Arc<SnapshotSource>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let run = follow_once(&store, &source);
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            error = run => {
+                tracing::warn!("following the store: {error}; listing again");
+                source.set_error(Some(format!("store: {error}")));
+            }
+        }
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = tokio::time::sleep(RETRY) => {}
+        }
+    }
+}
+
+/// Lists and then watches until the watch fails; returns why.
+async fn follow_once(store: &Arc<dyn Store>, source: &SnapshotSource) -> StoreError {
+    let mut current = StoreResources::default();
+    let mut revision = match store.revision().await {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    // Each kind is read at its own revision; the watch starts after the earliest, and skips
+    // for each kind what its list already showed.
+    let mut listed_at: BTreeMap<String, Revision> = BTreeMap::new();
+    for kind in EnvoyKind::known() {
+        let prefix = match Prefix::kind(&kind.name) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        match store.list_all(&prefix, &Selector::everything()).await {
+            Ok(page) => {
+                revision = revision.min(page.revision);
+                listed_at.insert(kind.name, page.revision);
+                page.items.iter().for_each(|kv| current.put(kv));
+            }
+            Err(e) => return e,
+        }
+    }
+    if source.apply(&current.loaded(), revision).is_ok() {
+        source.set_error(current.error());
+    }
+    source.followed(revision);
+    let mut watch = match store.watch(&Prefix::all(), revision + 1).await {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    loop {
+        let Some(first) = watch.next().await else {
+            return StoreError::Unavailable("the watch ended".into());
+        };
+        let mut batches = vec![first];
+        let deadline = tokio::time::Instant::now() + COALESCE_MAX;
+        while tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout(COALESCE, watch.next()).await {
+                Ok(Some(batch)) => batches.push(batch),
+                Ok(None) | Err(_) => break,
+            }
+            while let Some(Some(batch)) = watch.next().now_or_never() {
+                batches.push(batch);
+            }
+        }
+        let mut changed = false;
+        for batch in batches {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            for event in &batch.events {
+                revision = revision.max(event.revision());
+                let kind = event.key().kind();
+                if EnvoyKind::of_store_kind(kind).is_none()
+                    || listed_at.get(kind).is_some_and(|&listed| event.revision() <= listed)
+                {
+                    continue;
+                }
+                changed = true;
+                match event {
+                    Event::Put(kv) => current.put(kv),
+                    Event::Delete { key, .. } => current.delete(key),
+                }
+            }
+        }
+        if changed && source.apply(&current.loaded(), revision).is_ok() {
+            source.set_error(current.error());
+        }
+        source.followed(revision);
     }
 }

@@ -46,7 +46,7 @@ fn a_malformed_file_changes_nothing_that_is_served() {
     )
     .expect("write");
     let error =
-        eventually(Duration::from_secs(5), || bosun.status()["resources"]["last_error"].as_str().map(str::to_owned))
+        eventually(Duration::from_secs(5), || bosun.status()["directory"]["last_error"].as_str().map(str::to_owned))
             .unwrap_or_else(|| panic!("no error reported: {}", bosun.status()));
     assert!(error.contains("bad.yaml"), "the error names the file: {error}");
     assert!(error.contains("connect_timeout") || error.contains("duration"), "the error names the field: {error}");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use bosun_xds::Resource;
 use serde::Deserialize;
 
-pub use transcode::transcode;
+pub use transcode::{canonical_json, descriptor, name_field, transcode, transcode_as};
 
 /// Files larger than this are refused.
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
@@ -176,7 +176,7 @@ fn sorted_entries(dir: &Path, errors: &mut LoadError) -> Vec<PathBuf> {
     }
 }
 
-fn read_file(path: &Path) -> Result<String, LoadError> {
+pub fn read_file(path: &Path) -> Result<String, LoadError> {
     let fail = |reason: String| LoadError { errors: vec![(location(path), reason)] };
     let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     if meta.len() > MAX_FILE_BYTES {
@@ -188,6 +188,20 @@ fn read_file(path: &Path) -> Result<String, LoadError> {
 /// Parses the resources of one file (`path` names it in errors and selects JSON or YAML).
 pub fn parse_file(path: &Path, text: &str) -> Result<Vec<(Resource, Location)>, LoadError> {
     let mut errors = LoadError::default();
+    let mut out = Vec::new();
+    for (item, loc) in split_documents(path, text, &mut errors) {
+        match transcode(item) {
+            Ok(resource) => out.push((resource, loc)),
+            Err(e) => errors.errors.push((loc, e)),
+        }
+    }
+    if errors.errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// The documents of one file as JSON values, each with its location: a JSON file is one
+/// document; a YAML file has one per `---`; a document with a `resources:` list (Envoy's file
+/// format) counts each item. Problems go to `errors`.
+pub fn split_documents(path: &Path, text: &str, errors: &mut LoadError) -> Vec<(serde_json::Value, Location)> {
     let mut out = Vec::new();
     let documents: Vec<Result<serde_json::Value, String>> = if path.extension().and_then(|e| e.to_str()) == Some("json")
     {
@@ -215,29 +229,24 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<(Resource, Location)>, 
                 continue;
             }
         };
-        let (items, listed) = match doc {
-            serde_json::Value::Object(mut map) if !map.contains_key("@type") && map.contains_key("resources") => {
+        match doc {
+            serde_json::Value::Object(mut map)
+                if !map.contains_key("@type") && !map.contains_key("kind") && map.contains_key("resources") =>
+            {
                 match map.remove("resources") {
-                    Some(serde_json::Value::Array(items)) => (items, true),
-                    _ => {
-                        errors.errors.push((loc, "resources: must be a list".into()));
-                        continue;
+                    Some(serde_json::Value::Array(items)) => {
+                        for (j, item) in items.into_iter().enumerate() {
+                            loc.resource = Some(j + 1);
+                            out.push((item, loc.clone()));
+                        }
                     }
+                    _ => errors.errors.push((loc, "resources: must be a list".into())),
                 }
             }
-            other => (vec![other], false),
-        };
-        for (j, item) in items.into_iter().enumerate() {
-            if listed {
-                loc.resource = Some(j + 1);
-            }
-            match transcode(item) {
-                Ok(resource) => out.push((resource, loc.clone())),
-                Err(e) => errors.errors.push((loc.clone(), e)),
-            }
+            other => out.push((other, loc)),
         }
     }
-    if errors.errors.is_empty() { Ok(out) } else { Err(errors) }
+    out
 }
 
 /// YAML → JSON values: keys must be strings (or scalars, which become strings); numbers and

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use bosun_xds::Resource;
 use bytes::Bytes;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value};
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions, Value};
 
 /// The descriptor set of all Envoy protos, shipped by the `envoy-types` crate (see build.rs).
 static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
@@ -17,7 +17,6 @@ const TYPE_PREFIX: &str = "type.googleapis.com/";
 
 /// Transcodes one resource: `value` is a JSON object with an `@type` field.
 pub fn transcode(mut value: serde_json::Value) -> Result<Resource, String> {
-    let pool = POOL.as_ref().map_err(Clone::clone)?;
     let object = value.as_object_mut().ok_or("a resource must be a mapping")?;
     let type_url = match object.remove("@type") {
         Some(serde_json::Value::String(t)) => t,
@@ -27,26 +26,48 @@ pub fn transcode(mut value: serde_json::Value) -> Result<Resource, String> {
                 .into(),
         ),
     };
-    let full_name = type_url.rsplit('/').next().unwrap_or(&type_url);
-    let descriptor = pool.get_message_by_name(full_name).ok_or_else(|| format!("@type: unknown type {type_url:?}"))?;
+    let descriptor = descriptor(&type_url).map_err(|e| format!("@type: {e}"))?;
+    transcode_as(&descriptor, value).map(|t| t.resource)
+}
+
+/// A resource transcoded from JSON, with the canonical JSON of its content.
+pub struct Transcoded {
+    pub resource: Resource,
+    /// The message in the proto3 JSON mapping with proto field names (`connect_timeout`), keys
+    /// sorted, without `@type`.
+    pub canonical: serde_json::Value,
+}
+
+/// The descriptor of an Envoy message, by full name or type URL.
+pub fn descriptor(type_name: &str) -> Result<MessageDescriptor, String> {
+    let pool = POOL.as_ref().map_err(Clone::clone)?;
+    let full_name = type_name.rsplit('/').next().unwrap_or(type_name);
+    pool.get_message_by_name(full_name).ok_or_else(|| format!("unknown type {type_name:?}"))
+}
+
+/// Transcodes `value` (a JSON object without `@type`) as a message of `descriptor`.
+pub fn transcode_as(descriptor: &MessageDescriptor, value: serde_json::Value) -> Result<Transcoded, String> {
     let message = DynamicMessage::deserialize(descriptor.clone(), value).map_err(|e| e.to_string())?;
-    let name = resource_name(&descriptor, &message)?;
+    let name = resource_name(descriptor, &message)?;
     // Map fields encode in hash order, so the bytes are not canonical; the version is a hash of
     // the message's canonical JSON (sorted keys), which is.
+    let options = SerializeOptions::new().use_proto_field_name(true);
     let canonical =
-        serde_json::to_vec(&serde_json::to_value(&message).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    let hash = xxhash_rust::xxh3::xxh3_64(&canonical);
+        message.serialize_with_options(serde_json::value::Serializer, &options).map_err(|e| e.to_string())?;
+    let hash = xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&canonical).map_err(|e| e.to_string())?);
     let canonical_url = format!("{TYPE_PREFIX}{}", descriptor.full_name());
-    Ok(Resource::with_content_hash(canonical_url, name, Bytes::from(message.encode_to_vec()), hash))
+    let resource = Resource::with_content_hash(canonical_url, name, Bytes::from(message.encode_to_vec()), hash);
+    Ok(Transcoded { resource, canonical })
+}
+
+/// The field that holds an xDS resource's name: `cluster_name` for endpoints, `name` otherwise.
+pub fn name_field(descriptor: &MessageDescriptor) -> &'static str {
+    if descriptor.full_name() == "envoy.config.endpoint.v3.ClusterLoadAssignment" { "cluster_name" } else { "name" }
 }
 
 /// The name clients subscribe to: `cluster_name` for endpoints, `name` otherwise.
 fn resource_name(descriptor: &MessageDescriptor, message: &DynamicMessage) -> Result<String, String> {
-    let field = if descriptor.full_name() == "envoy.config.endpoint.v3.ClusterLoadAssignment" {
-        "cluster_name"
-    } else {
-        "name"
-    };
+    let field = name_field(descriptor);
     if descriptor.get_field_by_name(field).is_none() {
         return Err(format!("{} has no {field:?} field: it is not an xDS resource", descriptor.full_name()));
     }
@@ -54,4 +75,12 @@ fn resource_name(descriptor: &MessageDescriptor, message: &DynamicMessage) -> Re
         Some(Value::String(name)) if !name.is_empty() => Ok(name.clone()),
         _ => Err(format!("{field}: missing or empty (a resource needs a name)")),
     }
+}
+
+/// The canonical JSON of a resource (as [`Transcoded::canonical`]), from its encoded bytes.
+pub fn canonical_json(resource: &Resource) -> Result<serde_json::Value, String> {
+    let descriptor = descriptor(resource.type_url())?;
+    let message = DynamicMessage::decode(descriptor, resource.value().clone()).map_err(|e| e.to_string())?;
+    let options = SerializeOptions::new().use_proto_field_name(true);
+    message.serialize_with_options(serde_json::value::Serializer, &options).map_err(|e| e.to_string())
 }

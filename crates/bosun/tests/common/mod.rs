@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod envoy;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -63,9 +65,29 @@ pub fn free_port() -> u16 {
 
 /// `GET path` over HTTP/1.1; returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path, &[], "")
+}
+
+/// A request over HTTP/1.1 with extra header lines and a body; returns (status, body).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !body.is_empty() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    write!(stream, "{head}\r\n{body}")?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -156,13 +178,28 @@ pub struct Bosun {
     pub proc: Proc,
     pub xds_port: u16,
     pub admin: SocketAddr,
+    dir: PathBuf,
+    args: Vec<String>,
+    starts: usize,
 }
 
 impl Bosun {
-    /// Starts `bosun serve` with `args` on free ports and waits for `/healthz`.
+    /// Starts `bosun serve` with `args` on free ports and waits for `/healthz`. Without a
+    /// `--store` or `--data-dir` in `args`, the embedded store lives in `dir/data`.
     pub fn start(dir: &Path, args: &[&str]) -> Bosun {
-        let xds_port = free_port();
-        let admin_port = free_port();
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if !args.iter().any(|a| a == "--store" || a == "--data-dir") {
+            args.extend(["--data-dir".to_owned(), dir.join("data").display().to_string()]);
+        }
+        let (xds_port, admin_port) = (free_port(), free_port());
+        let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+        let proc = Self::spawn(dir, &args, xds_port, admin_port, 0);
+        let bosun = Bosun { proc, xds_port, admin, dir: dir.to_owned(), args, starts: 1 };
+        bosun.wait_healthy();
+        bosun
+    }
+
+    fn spawn(dir: &Path, args: &[String], xds_port: u16, admin_port: u16, start: usize) -> Proc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosun"));
         cmd.arg("serve")
             .arg("--xds-addr")
@@ -171,11 +208,40 @@ impl Bosun {
             .arg(format!("127.0.0.1:{admin_port}"))
             .args(args)
             .env("RUST_LOG", "info,bosun_xds=debug");
-        let proc = Proc::spawn("bosun", cmd, dir.join("bosun.log"));
-        let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
-        let bosun = Bosun { proc, xds_port, admin };
-        bosun.wait_healthy();
-        bosun
+        let log = if start == 0 { dir.join("bosun.log") } else { dir.join(format!("bosun.{start}.log")) };
+        Proc::spawn("bosun", cmd, log)
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and starts it again with the same
+    /// arguments on the same ports; waits for `/healthz`.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
+        let proc = Self::spawn(&self.dir, &self.args, self.xds_port, self.admin.port(), self.starts);
+        self.starts += 1;
+        // Replacing the field drops (and reaps) the dead process.
+        self.proc = proc;
+        self.wait_healthy();
+    }
+
+    /// `bosun` CLI command against this server: (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosun"));
+        cmd.args(args)
+            .env("BOSUN_SERVER", format!("http://{}", self.admin))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().expect("bosun CLI");
+        if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+            input.write_all(text.as_bytes()).expect("CLI stdin");
+        }
+        let out = child.wait_with_output().expect("bosun CLI");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     pub fn wait_healthy(&self) {

@@ -1,0 +1,314 @@
+//! The REST API under `/api/v1/` on the admin port: documents in and out of the store.
+//!
+//! - `GET  /api/v1/kinds`: the kinds Bosun stores.
+//! - `GET  /api/v1/resources/{kind}[/{namespace}]?labelSelector=&limit=&continue=`: a list page.
+//! - `GET|PUT|DELETE /api/v1/resources/{kind}/{namespace}/{name}`: one document. PUT and DELETE
+//!   apply only over `metadata.resourceVersion` / `?resourceVersion=` when given (409 otherwise).
+//! - `POST /api/v1/apply` with `{"documents": [...]}`: validates every document, then writes all
+//!   of them in one transaction, or nothing.
+//!
+//! Errors are JSON: `{"error": {"status", "reason", "message", "details": [{"field", "reason"}]}}`.
+//! When a token is configured, every write needs `Authorization: Bearer <token>`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use bosun_store::{Expect, Key, ListOptions, Op, Prefix, Selector, Store, StoreError, StoreExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as JsonValue, json};
+
+use crate::documents::{self, Document, EnvoyKind, FieldError};
+
+/// Bodies larger than this are refused (413).
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+/// Documents in one apply: one store transaction.
+pub const MAX_APPLY_DOCUMENTS: usize = 100;
+
+/// What the API handlers use.
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    /// The bearer token writes need, if one is configured.
+    pub token: Option<String>,
+}
+
+/// The `/api/v1` routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/api/v1/kinds", get(kinds))
+        .route("/api/v1/apply", post(apply))
+        .route("/api/v1/resources/{kind}", get(list_kind))
+        .route("/api/v1/resources/{kind}/{namespace}", get(list_namespace))
+        .route("/api/v1/resources/{kind}/{namespace}/{*name}", get(get_one).put(put_one).delete(delete_one))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// An API error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    details: Vec<FieldError>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), details: Vec::new() }
+    }
+
+    fn invalid(message: impl Into<String>, details: Vec<FieldError>) -> Self {
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, message: message.into(), details }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let status = match &e {
+            StoreError::InvalidArgument { field, reason } => {
+                return Self::invalid(e.to_string(), vec![FieldError::new(field.clone(), reason.clone())]);
+            }
+            StoreError::Conflict { .. } => StatusCode::CONFLICT,
+            StoreError::LeaseNotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Compacted { .. } => StatusCode::GONE,
+            StoreError::FutureRevision { .. } => StatusCode::BAD_REQUEST,
+            StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        Self::new(e.status(), e.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let reason = self.status.canonical_reason().unwrap_or("Error");
+        let body = json!({"error": {"status": self.status.as_u16(), "reason": reason, "message": self.message, "details": self.details}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T = Json<JsonValue>> = Result<T, ApiError>;
+
+async fn authorize(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token
+        && request.method() != Method::GET
+        && request.method() != Method::HEAD
+    {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            let mut response =
+                ApiError::new(StatusCode::UNAUTHORIZED, "writes need Authorization: Bearer <admin token>")
+                    .into_response();
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn kinds() -> Json<JsonValue> {
+    let kinds: Vec<JsonValue> = EnvoyKind::known()
+        .iter()
+        .map(|k| json!({"kind": k.name, "type": k.type_url(), "nameField": k.name_field()}))
+        .collect();
+    Json(json!({ "kinds": kinds }))
+}
+
+fn kind(name: &str) -> Result<EnvoyKind, ApiError> {
+    EnvoyKind::resolve(name).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    label_selector: Option<String>,
+    limit: Option<u32>,
+    #[serde(rename = "continue")]
+    continue_token: Option<String>,
+}
+
+async fn list_kind(
+    State(state): State<Arc<ApiState>>,
+    Path(kind_name): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult {
+    let kind = kind(&kind_name)?;
+    list(&state, Prefix::kind(&kind.name)?, query).await
+}
+
+async fn list_namespace(
+    State(state): State<Arc<ApiState>>,
+    Path((kind_name, namespace)): Path<(String, String)>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult {
+    let kind = kind(&kind_name)?;
+    let prefix = Prefix::namespace(&kind.name, &namespace)
+        .map_err(|e| ApiError::invalid(e.to_string(), vec![documents::key_error(e)]))?;
+    list(&state, prefix, query).await
+}
+
+async fn list(state: &ApiState, prefix: Prefix, query: ListQuery) -> ApiResult {
+    let selector = Selector::parse(query.label_selector.as_deref().unwrap_or_default())?;
+    let options =
+        ListOptions { prefix, selector, limit: query.limit.filter(|&l| l > 0), continue_token: query.continue_token };
+    let page = state.store.list(&options).await?;
+    let items: Vec<JsonValue> = page.items.iter().map(documents::render).collect();
+    Ok(Json(json!({"kind": "List", "revision": page.revision, "continue": page.continue_token, "items": items})))
+}
+
+fn key_of(kind_name: &str, namespace: &str, name: &str) -> Result<Key, ApiError> {
+    let kind = kind(kind_name)?;
+    Key::new(&kind.name, namespace, name).map_err(|e| ApiError::invalid(e.to_string(), vec![documents::key_error(e)]))
+}
+
+async fn get_one(
+    State(state): State<Arc<ApiState>>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> ApiResult {
+    let key = key_of(&kind, &namespace, &name)?;
+    match state.store.get(&key).await? {
+        Some(kv) => Ok(Json(documents::render(&kv))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("{key} not found"))),
+    }
+}
+
+async fn put_one(
+    State(state): State<Arc<ApiState>>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+    body: Result<Json<JsonValue>, JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body?;
+    let key = key_of(&kind, &namespace, &name)?;
+    let doc = Document::parse(body).map_err(|details| ApiError::invalid("invalid document", details))?;
+    if doc.key != key {
+        return Err(ApiError::invalid(
+            "the document is not the one the path names",
+            vec![FieldError::new("metadata", format!("names {}, the path {key}", doc.key))],
+        ));
+    }
+    let expect = doc.resource_version.map_or(Expect::Any, Expect::ModRevision);
+    state.store.put_if(doc.key.clone(), doc.value(), expect).await?;
+    match state.store.get(&key).await? {
+        Some(kv) => Ok(Json(documents::render(&kv))),
+        None => Err(ApiError::new(StatusCode::CONFLICT, format!("{key} was deleted right after the write"))),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteQuery {
+    resource_version: Option<i64>,
+}
+
+async fn delete_one(
+    State(state): State<Arc<ApiState>>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+    Query(query): Query<DeleteQuery>,
+) -> ApiResult {
+    let key = key_of(&kind, &namespace, &name)?;
+    let expect = query.resource_version.map_or(Expect::Any, Expect::ModRevision);
+    let result = state.store.txn(vec![Op::Delete { key: key.clone(), expect }]).await?;
+    match result.prev.into_iter().next().flatten() {
+        Some(_) => Ok(Json(json!({"deleted": key.as_str(), "revision": result.revision}))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("{key} not found"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyBody {
+    documents: Vec<JsonValue>,
+}
+
+/// What an apply did to one document.
+#[derive(Debug, Serialize)]
+struct Applied {
+    key: String,
+    action: &'static str,
+}
+
+async fn apply(State(state): State<Arc<ApiState>>, body: Result<Json<ApplyBody>, JsonRejection>) -> ApiResult {
+    let Json(body) = body?;
+    if body.documents.is_empty() {
+        return Err(ApiError::invalid("nothing to apply", vec![FieldError::new("documents", "must not be empty")]));
+    }
+    if body.documents.len() > MAX_APPLY_DOCUMENTS {
+        return Err(ApiError::invalid(
+            "too many documents",
+            vec![FieldError::new(
+                "documents",
+                format!("{} documents; at most {MAX_APPLY_DOCUMENTS} per apply", body.documents.len()),
+            )],
+        ));
+    }
+    let mut docs = Vec::new();
+    let mut details = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, raw) in body.documents.into_iter().enumerate() {
+        match Document::parse(raw) {
+            Ok(doc) if !seen.insert(doc.key.clone()) => {
+                details.push(FieldError::new(format!("documents[{i}]"), format!("{} appears twice", doc.key)));
+            }
+            Ok(doc) => docs.push(doc),
+            Err(errors) => details
+                .extend(errors.into_iter().map(|e| FieldError::new(format!("documents[{i}].{}", e.field), e.reason))),
+        }
+    }
+    if !details.is_empty() {
+        return Err(ApiError::invalid(format!("{} problems; nothing was applied", details.len()), details));
+    }
+    let mut ops = Vec::new();
+    let mut results = Vec::new();
+    for doc in docs {
+        let value = doc.value();
+        let existing = state.store.get(&doc.key).await?;
+        let action = match &existing {
+            Some(kv) if kv.value.data == value.data && kv.value.labels == value.labels => "unchanged",
+            Some(_) => "configured",
+            None => "created",
+        };
+        results.push(Applied { key: doc.key.to_string(), action });
+        if action == "unchanged" && doc.resource_version.is_none() {
+            continue;
+        }
+        // Without a resourceVersion, the write applies over what was read, so that the actions
+        // reported are true; with one, over that revision.
+        let expect = match (doc.resource_version, &existing) {
+            (Some(r), _) => Expect::ModRevision(r),
+            (None, Some(kv)) => Expect::ModRevision(kv.mod_revision),
+            (None, None) => Expect::Absent,
+        };
+        if action == "unchanged" {
+            // Only the precondition matters: check it without writing.
+            if !expect.holds(existing.as_ref().map_or(0, |kv| kv.mod_revision)) {
+                return Err(expect.conflict(&doc.key, existing.as_ref().map_or(0, |kv| kv.mod_revision)).into());
+            }
+            continue;
+        }
+        ops.push(Op::Put { key: doc.key, value, expect });
+    }
+    let revision = if ops.is_empty() { state.store.revision().await? } else { state.store.txn(ops).await?.revision };
+    Ok(Json(json!({"revision": revision, "results": results})))
+}

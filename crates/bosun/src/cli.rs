@@ -1,0 +1,274 @@
+//! `bosun apply`, `bosun get`, `bosun delete`: a kubectl-like client of the admin API.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::{Value as Json, json};
+
+use crate::api::MAX_APPLY_DOCUMENTS;
+use crate::resources::{self, LoadError, Location};
+
+/// How to reach the admin API.
+#[derive(Debug, clap::Args)]
+pub struct Connection {
+    /// The admin API of a running `bosun serve`.
+    #[arg(long, env = "BOSUN_SERVER", default_value = "http://127.0.0.1:19000", global = true)]
+    pub server: String,
+    /// A file holding the admin bearer token (needed for writes when the server has one).
+    #[arg(long, env = "BOSUN_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `bosun apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// A YAML or JSON file, a directory of them, or `-` for standard input; may repeat.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `bosun get`.
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// The kind: Cluster, ClusterLoadAssignment (endpoints), Listener, RouteConfiguration
+    /// (routes), ..., in any case, or plural.
+    pub kind: String,
+    /// One document's name; without it, a list.
+    pub name: Option<String>,
+    /// The namespace [default: default; lists: every namespace].
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Only documents whose labels match (`app=web,tier!=db`).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Output: a table, yaml or json.
+    #[arg(short = 'o', long, default_value = "table")]
+    pub output: Output,
+}
+
+/// `bosun delete`.
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    pub kind: String,
+    pub name: String,
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+}
+
+/// Output formats of `bosun get`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Yaml,
+    Json,
+}
+
+/// A client of the admin API.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(connection: &Connection) -> anyhow::Result<Self> {
+        let token = connection.token_file.as_deref().map(crate::config::read_token).transpose()?;
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
+        Ok(Self { http, base: connection.server.trim_end_matches('/').to_owned(), token })
+    }
+
+    /// Sends a request; a non-2xx answer becomes an error with the server's message and details.
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Json>) -> anyhow::Result<Json> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.with_context(|| format!("cannot reach {url} (is bosun serve running?)"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let json: Json = serde_json::from_str(&text).unwrap_or_else(|_| json!({"error": {"message": text}}));
+        if status.is_success() {
+            return Ok(json);
+        }
+        let error = &json["error"];
+        let mut message = format!("{status}: {}", error["message"].as_str().unwrap_or("request failed"));
+        for detail in error["details"].as_array().into_iter().flatten() {
+            let (field, reason) = (detail["field"].as_str().unwrap_or("?"), detail["reason"].as_str().unwrap_or("?"));
+            message.push_str(&format!("\n  {field}: {reason}"));
+        }
+        anyhow::bail!(message)
+    }
+}
+
+/// Percent-encodes one path segment.
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `bosun apply -f ...`: every document is checked by the server before any is written; each
+/// group of up to 100 documents is written all or nothing.
+pub async fn apply(connection: &Connection, args: &ApplyArgs) -> anyhow::Result<()> {
+    let documents = read_documents(&args.files)?;
+    anyhow::ensure!(!documents.is_empty(), "no documents in {:?}", args.files);
+    let client = Client::new(connection)?;
+    let mut out = std::io::stdout().lock();
+    for chunk in documents.chunks(MAX_APPLY_DOCUMENTS) {
+        let body = json!({"documents": chunk.iter().map(|(doc, _)| doc).collect::<Vec<_>>()});
+        let answer = client.send(reqwest::Method::POST, "/api/v1/apply", Some(&body)).await.map_err(|e| {
+            // Name the files: the server's `documents[i]` is the i-th of this chunk.
+            let mut message = e.to_string();
+            for (i, (_, loc)) in chunk.iter().enumerate() {
+                message = message.replace(&format!("documents[{i}]"), &format!("{loc}"));
+            }
+            anyhow::anyhow!(message)
+        })?;
+        for result in answer["results"].as_array().into_iter().flatten() {
+            writeln!(out, "{} {}", result["key"].as_str().unwrap_or("?"), result["action"].as_str().unwrap_or("?"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The documents of the files, directories (their YAML/JSON files, sorted) and `-`.
+fn read_documents(paths: &[PathBuf]) -> anyhow::Result<Vec<(Json, Location)>> {
+    let mut errors = LoadError::default();
+    let mut documents = Vec::new();
+    for path in paths {
+        if path == Path::new("-") {
+            let mut text = String::new();
+            std::io::stdin()
+                .take(resources::MAX_FILE_BYTES)
+                .read_to_string(&mut text)
+                .context("reading standard input")?;
+            documents.extend(resources::split_documents(Path::new("<stdin>.yaml"), &text, &mut errors));
+            continue;
+        }
+        let files = if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+                })
+                .collect();
+            files.sort();
+            files
+        } else {
+            vec![path.clone()]
+        };
+        for file in files {
+            match resources::read_file(&file) {
+                Ok(text) => documents.extend(resources::split_documents(&file, &text, &mut errors)),
+                Err(mut e) => errors.errors.append(&mut e.errors),
+            }
+        }
+    }
+    if !errors.errors.is_empty() {
+        anyhow::bail!("{errors}");
+    }
+    Ok(documents)
+}
+
+/// `bosun get KIND [NAME]`.
+pub async fn get(connection: &Connection, args: &GetArgs) -> anyhow::Result<()> {
+    let client = Client::new(connection)?;
+    let kind = segment(&args.kind);
+    let items: Vec<Json> = match &args.name {
+        Some(name) => {
+            let ns = args.namespace.as_deref().unwrap_or("default");
+            let path = format!("/api/v1/resources/{kind}/{}/{}", segment(ns), segment(name));
+            vec![client.send(reqwest::Method::GET, &path, None).await?]
+        }
+        None => {
+            let mut items = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let mut path = match &args.namespace {
+                    Some(ns) => format!("/api/v1/resources/{kind}/{}?limit=500", segment(ns)),
+                    None => format!("/api/v1/resources/{kind}?limit=500"),
+                };
+                if let Some(selector) = &args.selector {
+                    path.push_str(&format!("&labelSelector={}", segment(selector)));
+                }
+                if let Some(t) = &token {
+                    path.push_str(&format!("&continue={}", segment(t)));
+                }
+                let page = client.send(reqwest::Method::GET, &path, None).await?;
+                items.extend(page["items"].as_array().cloned().unwrap_or_default());
+                match page["continue"].as_str() {
+                    Some(t) => token = Some(t.to_owned()),
+                    None => break,
+                }
+            }
+            items
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        Output::Json if args.name.is_some() => writeln!(out, "{}", serde_json::to_string_pretty(&items[0])?)?,
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&json!({"kind": "List", "items": items}))?)?,
+        Output::Yaml => {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out, "---")?;
+                }
+                write!(out, "{}", serde_yaml::to_string(item)?)?;
+            }
+        }
+        Output::Table => write!(out, "{}", table(&items))?,
+    }
+    Ok(())
+}
+
+/// `NAMESPACE NAME KIND REVISION LABELS`, columns aligned.
+fn table(items: &[Json]) -> String {
+    let mut rows = vec![["NAMESPACE", "NAME", "KIND", "REVISION", "LABELS"].map(String::from)];
+    for item in items {
+        let meta = &item["metadata"];
+        let labels = meta["labels"]
+            .as_object()
+            .map(|l| {
+                l.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(",")
+            })
+            .unwrap_or_default();
+        let text = |v: &Json| v.as_str().unwrap_or_default().to_owned();
+        rows.push([
+            text(&meta["namespace"]),
+            text(&meta["name"]),
+            text(&item["kind"]),
+            text(&meta["resourceVersion"]),
+            labels,
+        ]);
+    }
+    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `bosun delete KIND NAME`.
+pub async fn delete(connection: &Connection, args: &DeleteArgs) -> anyhow::Result<()> {
+    let client = Client::new(connection)?;
+    let path =
+        format!("/api/v1/resources/{}/{}/{}", segment(&args.kind), segment(&args.namespace), segment(&args.name));
+    let answer = client.send(reqwest::Method::DELETE, &path, None).await?;
+    println!("{} deleted", answer["deleted"].as_str().unwrap_or("?"));
+    Ok(())
+}

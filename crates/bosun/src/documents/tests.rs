@@ -1,0 +1,107 @@
+use serde_json::json;
+
+use super::*;
+
+fn cluster_spec() -> Json {
+    json!({"type": "EDS", "connect_timeout": "1s", "eds_cluster_config": {"eds_config": {"ads": {}}}})
+}
+
+#[test]
+fn kubernetes_shape_and_raw_envoy_give_the_same_resource() {
+    let doc = Document::parse(json!({
+        "apiVersion": "bosun.io/v1alpha1",
+        "kind": "clusters",
+        "metadata": {"name": "web", "namespace": "edge", "labels": {"app": "web"}},
+        "spec": cluster_spec(),
+    }))
+    .unwrap();
+    assert_eq!(doc.key.as_str(), "Cluster/edge/web");
+    assert_eq!(doc.labels.get("app").map(String::as_str), Some("web"));
+    assert_eq!(doc.spec["name"], "web", "the name goes into the spec");
+
+    let mut raw = cluster_spec();
+    raw["@type"] = "type.googleapis.com/envoy.config.cluster.v3.Cluster".into();
+    raw["name"] = "web".into();
+    let raw = Document::parse(raw).unwrap();
+    assert_eq!(raw.key.as_str(), "Cluster/default/web");
+    assert_eq!(raw.spec, doc.spec, "same content");
+}
+
+#[test]
+fn endpoints_are_named_by_cluster_name() {
+    let doc =
+        Document::parse(json!({"kind": "endpoints", "metadata": {"name": "web"}, "spec": {"endpoints": []}})).unwrap();
+    assert_eq!(doc.key.as_str(), "ClusterLoadAssignment/default/web");
+    assert_eq!(doc.spec["cluster_name"], "web");
+}
+
+#[test]
+fn stored_documents_render_and_parse_back() {
+    let doc = Document::parse(
+        json!({"kind": "Cluster", "metadata": {"name": "web", "labels": {"app": "web"}}, "spec": cluster_spec()}),
+    )
+    .unwrap();
+    let kv = KeyValue { key: doc.key.clone(), value: doc.value(), create_revision: 3, mod_revision: 7, version: 2 };
+    let rendered = render(&kv);
+    assert_eq!(rendered["metadata"]["resourceVersion"], "7");
+    assert_eq!(rendered["metadata"]["generation"], 2);
+    let again = Document::parse(rendered).unwrap();
+    assert_eq!(again.resource_version, Some(7));
+    assert_eq!(again.spec, doc.spec);
+    let served = resource_of(&kv).expect("an Envoy kind").unwrap();
+    assert_eq!((served.name(), served.type_url()), ("web", "type.googleapis.com/envoy.config.cluster.v3.Cluster"));
+    let mut raw = doc.spec.clone();
+    raw["@type"] = "type.googleapis.com/envoy.config.cluster.v3.Cluster".into();
+    assert_eq!(
+        served.version(),
+        crate::resources::transcode(raw).unwrap().version(),
+        "served as the directory serves it"
+    );
+}
+
+#[test]
+fn every_error_is_reported_with_its_field() {
+    let errors = Document::parse(json!({
+        "apiVersion": "v9",
+        "kind": "Cluster",
+        "metadata": {"namespace": "a/b", "labels": {"app": "not valid", "ok": 3}, "owner": "x", "resourceVersion": "-1"},
+        "spec": cluster_spec(),
+        "status": {},
+    }))
+    .unwrap_err();
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "status",
+            "apiVersion",
+            "metadata.labels.app",
+            "metadata.labels.ok",
+            "metadata.namespace",
+            "metadata.owner",
+            "metadata.resourceVersion",
+            "metadata.name",
+        ],
+        "{errors:?}"
+    );
+
+    let bad_spec =
+        Document::parse(json!({"kind": "Cluster", "metadata": {"name": "web"}, "spec": {"conect_timeout": "1s"}}))
+            .unwrap_err();
+    assert_eq!(bad_spec[0].field, "spec");
+    assert!(bad_spec[0].reason.contains("conect_timeout"), "{bad_spec:?}");
+
+    let mismatch =
+        Document::parse(json!({"kind": "Cluster", "metadata": {"name": "a"}, "spec": {"name": "b"}})).unwrap_err();
+    assert_eq!(mismatch[0].field, "spec.name");
+
+    let bad_ns = Document::parse(json!({"kind": "Cluster", "metadata": {"name": "a", "namespace": ""}, "spec": {}}))
+        .unwrap_err();
+    assert_eq!(bad_ns, [FieldError::new("metadata.namespace", "must not be empty")]);
+
+    let unknown = Document::parse(json!({"kind": "Widget", "metadata": {"name": "a"}, "spec": {}})).unwrap_err();
+    assert_eq!(unknown[0].field, "kind");
+    let raw_unknown = Document::parse(json!({"@type": "type.googleapis.com/nope.Nope", "name": "a"})).unwrap_err();
+    assert_eq!(raw_unknown[0].field, "@type");
+    assert_eq!(Document::parse(json!([1])).unwrap_err()[0].field, "document");
+}

@@ -1,0 +1,20 @@
+//! Opens the store `bosun serve` was told to use (`--store`).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use bosun_store::{LocalStore, Store};
+
+use crate::config::StoreConfig;
+
+/// Opens (or connects to) the configured store.
+pub async fn open(config: &StoreConfig) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match config {
+        StoreConfig::Memory => Arc::new(LocalStore::memory().context("in-memory store")?),
+        StoreConfig::Embedded { data_dir } => Arc::new(
+            LocalStore::open(data_dir).await.with_context(|| format!("embedded store in {}", data_dir.display()))?,
+        ),
+        StoreConfig::Etcd { .. } => anyhow::bail!("the etcd store is not built into this binary yet"),
+        StoreConfig::Postgres { .. } => anyhow::bail!("the PostgreSQL store is not built into this binary yet"),
+    })
+}
