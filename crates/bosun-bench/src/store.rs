@@ -149,9 +149,17 @@ async fn open(backend: &str, url: Option<&str>) -> anyhow::Result<(Arc<dyn Store
             let store = bosun_store::LocalStore::open(dir.path()).await?;
             Ok((Arc::new(store), Box::new(dir)))
         }
-        other => {
-            let _ = url;
-            anyhow::bail!("unknown backend {other:?}: memory, embedded, etcd or postgres")
+        "postgres" => {
+            let (url, server): (String, Keep) = match url {
+                Some(url) => (url.to_owned(), Box::new(())),
+                None => {
+                    let server = bosun_testkit::postgres::PostgresServer::start();
+                    (server.url(), Box::new(server))
+                }
+            };
+            let store = bosun_store_postgres::PostgresStore::connect(&url, Default::default()).await?;
+            Ok((Arc::new(store), server))
         }
+        other => anyhow::bail!("unknown backend {other:?}: memory, embedded, etcd or postgres"),
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bosun_store::{LocalStore, Store};
+use bosun_store_postgres::{PostgresOptions, PostgresStore};
 
 use crate::config::StoreConfig;
 
@@ -15,6 +16,10 @@ pub async fn open(config: &StoreConfig) -> anyhow::Result<Arc<dyn Store>> {
             LocalStore::open(data_dir).await.with_context(|| format!("embedded store in {}", data_dir.display()))?,
         ),
         StoreConfig::Etcd { .. } => anyhow::bail!("the etcd store is not built into this binary yet"),
-        StoreConfig::Postgres { .. } => anyhow::bail!("the PostgreSQL store is not built into this binary yet"),
+        StoreConfig::Postgres { url } => Arc::new(
+            PostgresStore::connect(url, PostgresOptions::default())
+                .await
+                .context("PostgreSQL store (--store postgres://...)")?,
+        ),
     })
 }

@@ -187,6 +187,7 @@ impl Bosun {
     /// Starts `bosun serve` with `args` on free ports and waits for `/healthz`. Without a
     /// `--store` or `--data-dir` in `args`, the embedded store lives in `dir/data`.
     pub fn start(dir: &Path, args: &[&str]) -> Bosun {
+        std::fs::create_dir_all(dir).expect("bosun's directory");
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         if !args.iter().any(|a| a == "--store" || a == "--data-dir") {
             args.extend(["--data-dir".to_owned(), dir.join("data").display().to_string()]);

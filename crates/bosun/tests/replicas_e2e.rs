@@ -1,0 +1,66 @@
+//! Several replicas, one truth: two `bosun serve` processes on one shared store (PostgreSQL, etcd)
+//! serve the same config; a write through replica A reaches an Envoy connected to replica B;
+//! killing A leaves B serving; B restarted with SIGKILL comes back with the same versions.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use common::envoy::{eds_cluster, expect_body, listener, route, start_envoy};
+use common::{Backend, Bosun, eventually, free_port};
+use serde_json::Value;
+
+/// The versions the Envoy node has ACKed, per type, once it has all four.
+fn acked_versions(bosun: &Bosun) -> Option<Value> {
+    let status = bosun.status();
+    let node = status["nodes"].as_array()?.iter().find(|n| n["node_id"] == "envoy-e2e")?.clone();
+    let acked: serde_json::Map<String, Value> =
+        node["types"].as_object()?.iter().map(|(t, s)| (t.clone(), s["acked_version"].clone())).collect();
+    (acked.len() == 4 && acked.values().all(Value::is_string)).then(|| Value::Object(acked))
+}
+
+fn two_replicas(work: &Path, store: &str) {
+    let mut a = Bosun::start(&work.join("a"), &["--store", store]);
+    let mut b = Bosun::start(&work.join("b"), &["--store", store]);
+    let (one, two) = (Backend::start("one"), Backend::start("two"));
+    let port = free_port();
+    let ingress: SocketAddr = ([127, 0, 0, 1], port).into();
+
+    // Written through A, served by B.
+    let config = format!("{}---\n{}---\n{}", listener("ingress", port), route("web"), eds_cluster("web", one.port));
+    let (ok, _, err) = a.cli(&["apply", "-f", "-"], Some(&config));
+    assert!(ok, "{err}");
+    let envoy = start_envoy(work, b.xds_port);
+    expect_body(&envoy, &b, ingress, "one", Duration::from_secs(20));
+    let versions = eventually(Duration::from_secs(10), || acked_versions(&b)).expect("Envoy ACKs every type");
+    let served_by_a = a.status()["resources"]["versions"].clone();
+    assert_eq!(served_by_a, b.status()["resources"]["versions"], "both replicas build the same snapshots");
+
+    // A change through A reaches the Envoy on B.
+    let (ok, _, err) = a.cli(&["apply", "-f", "-"], Some(&eds_cluster("web", two.port)));
+    assert!(ok, "{err}");
+    expect_body(&envoy, &b, ingress, "two", Duration::from_secs(10));
+
+    // A dies; B keeps serving and takes writes.
+    let _ = a.proc.child.kill();
+    let (ok, _, err) = b.cli(&["apply", "-f", "-"], Some(&eds_cluster("web", one.port)));
+    assert!(ok, "{err}");
+    expect_body(&envoy, &b, ingress, "one", Duration::from_secs(10));
+
+    // B killed with SIGKILL and restarted: Envoy reconnects and gets the same versions.
+    b.kill_and_restart();
+    let after = eventually(Duration::from_secs(20), || acked_versions(&b)).expect("Envoy reconnects");
+    assert_eq!(after, versions, "the same content gives the same versions after a restart");
+    expect_body(&envoy, &b, ingress, "one", Duration::from_secs(10));
+    a.kill_and_restart();
+    assert_eq!(a.status()["resources"]["versions"], b.status()["resources"]["versions"]);
+}
+
+#[test]
+fn two_replicas_on_postgres() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let server = bosun_testkit::postgres::PostgresServer::start();
+    two_replicas(work.path(), &server.url());
+}
