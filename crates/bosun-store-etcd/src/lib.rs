@@ -35,8 +35,8 @@ const LIST_CHUNK: usize = 500;
 /// How to reach etcd and where Bosun's keys live in it.
 #[derive(Debug, Clone)]
 pub struct EtcdOptions {
-    /// The prefix of every key the store writes (`/bosun/`): deployments with different prefixes
-    /// share an etcd without seeing each other's keys.
+    /// The prefix of every key the store writes (`/bosun/`; it must end with `/`): deployments
+    /// with different prefixes share an etcd without seeing each other's keys.
     pub prefix: String,
     /// How long connecting to a member may take.
     pub connect_timeout: Duration,
@@ -76,8 +76,8 @@ impl EtcdStore {
     /// Connects to the etcd cluster at `endpoints` (`http://host:port`) and checks that one of
     /// them answers within the timeouts.
     pub async fn connect(endpoints: &[String], options: EtcdOptions) -> Result<EtcdStore, StoreError> {
-        if options.prefix.is_empty() || options.prefix.chars().any(char::is_control) {
-            return Err(StoreError::invalid("prefix", "must be non-empty, without control characters"));
+        if !options.prefix.ends_with('/') || options.prefix.chars().any(char::is_control) {
+            return Err(StoreError::invalid("prefix", "must end with '/' and have no control characters"));
         }
         let members = Members::new(endpoints, options.connect_timeout, options.request_timeout).await?;
         let (closed, _) = tokio::sync::watch::channel(false);
@@ -217,7 +217,8 @@ impl Store for EtcdStore {
             }
             None => (0, prefix),
         };
-        let limit = options.limit.map(|l| (l as usize).max(1));
+        // A limit of 0 means none, as in Kubernetes.
+        let limit = options.limit.filter(|&l| l > 0).map(|l| l as usize);
         let mut items = Vec::new();
         let mut continue_token = None;
         loop {
@@ -285,12 +286,13 @@ impl Store for EtcdStore {
                 Expect::Any => {}
                 Expect::Absent => compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0)),
                 Expect::ModRevision(r) => {
-                    compares.push(Compare::mod_revision(key.clone(), CompareOp::Equal, r));
-                    if r <= 0 {
-                        // etcd compares an absent key as mod revision 0; the store's Expect never
-                        // holds for it.
-                        compares.push(Compare::create_revision(key.clone(), CompareOp::Greater, 0));
-                    }
+                    // etcd compares an absent key as mod revision 0, which the store's Expect
+                    // never matches: a compare that always fails stands for it.
+                    compares.push(if r > 0 {
+                        Compare::mod_revision(key.clone(), CompareOp::Equal, r)
+                    } else {
+                        Compare::mod_revision(key.clone(), CompareOp::Less, 0)
+                    });
                 }
             }
             if op.expect() != Expect::Any {

@@ -132,6 +132,7 @@ impl Task {
             let fragment = response.0.fragment;
             parts.push(response);
             if fragment {
+                tracing::trace!(parts = parts.len(), "a fragment of a watch response");
                 continue;
             }
             let events: Vec<etcd_client::Event> = parts.drain(..).flat_map(|r| r.events().to_vec()).collect();

@@ -30,6 +30,8 @@ struct Member {
     log: PathBuf,
     /// `name=peer-url,...` of the whole cluster.
     initial_cluster: String,
+    /// The same for every member of a cluster, unique to it.
+    cluster_token: String,
     child: Option<Child>,
 }
 
@@ -42,6 +44,7 @@ impl Member {
             data_dir: root.join(format!("{name}.etcd")),
             log: root.join(format!("{name}.log")),
             initial_cluster: String::new(),
+            cluster_token: String::new(),
             child: None,
         }
     }
@@ -76,7 +79,7 @@ impl Member {
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &self.initial_cluster, "--initial-cluster-state", "new"])
-            .args(["--initial-cluster-token", &format!("bosun-test-{}", self.peer_port)])
+            .args(["--initial-cluster-token", &self.cluster_token])
             // Quick elections, so that losing a member costs a test a second at most.
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
             .args(["--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn"])
@@ -141,6 +144,12 @@ impl Member {
     }
 }
 
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Waits until every running member of `members` is healthy, at most [`START_TIMEOUT`].
 fn wait_healthy(members: &mut [Member]) {
     let start = Instant::now();
@@ -168,6 +177,7 @@ impl EtcdServer {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
         let mut member = Member::new("bosun0", dir.path());
         member.initial_cluster = format!("{}={}", member.name, member.peer_url());
+        member.cluster_token = format!("bosun-test-{}", member.peer_port);
         member.spawn();
         let mut members = [member];
         wait_healthy(&mut members);
@@ -194,12 +204,6 @@ impl EtcdServer {
     }
 }
 
-impl Drop for EtcdServer {
-    fn drop(&mut self) {
-        self.member.kill();
-    }
-}
-
 /// An etcd cluster of several members on free loopback ports, killed on drop.
 pub struct EtcdCluster {
     members: Vec<Member>,
@@ -214,8 +218,10 @@ impl EtcdCluster {
         let mut members: Vec<Member> = (0..size).map(|i| Member::new(&format!("bosun{i}"), dir.path())).collect();
         let initial_cluster =
             members.iter().map(|m| format!("{}={}", m.name, m.peer_url())).collect::<Vec<_>>().join(",");
+        let token = format!("bosun-test-{}", members[0].peer_port);
         for member in &mut members {
             member.initial_cluster = initial_cluster.clone();
+            member.cluster_token = token.clone();
             member.spawn();
         }
         wait_healthy(&mut members);
@@ -238,13 +244,5 @@ impl EtcdCluster {
         member.kill();
         member.spawn();
         wait_healthy(std::slice::from_mut(member));
-    }
-}
-
-impl Drop for EtcdCluster {
-    fn drop(&mut self) {
-        for member in &mut self.members {
-            member.kill();
-        }
     }
 }
