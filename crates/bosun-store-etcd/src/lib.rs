@@ -323,6 +323,10 @@ impl Store for EtcdStore {
             Err(f) if f.says("lease not found") => return Err(self.missing_lease(&ops).await),
             Err(f) => return Err(f.into_store_error("transaction")),
         };
+        // (`op_responses` assumes every result is set; a malformed answer must not panic.)
+        if response.0.responses.iter().any(|r| r.response.is_none()) {
+            return Err(StoreError::Internal("etcd answered a transaction with an empty result".to_owned()));
+        }
         let responses = response.op_responses();
         if !response.succeeded() {
             return Err(Self::conflict(&ops, &responses));

@@ -2,6 +2,8 @@
 //! delivers every acknowledged write exactly once, in order.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bosun_store::{Event, Key, Prefix, Revision, Store, StoreError, StoreExt, Value};
@@ -51,36 +53,49 @@ async fn losing_the_current_member_loses_no_write_and_no_event() {
     });
 
     // The writer: each write is retried (with a new value) until acknowledged.
-    let mut acked: Vec<(Revision, String)> = Vec::new();
-    let mut unacked: Vec<String> = Vec::new();
-    let mut killed = None;
-    for i in 0..WRITES {
-        if i == KILL_AFTER {
-            let current = store.current_endpoint();
-            let index = endpoints.iter().position(|e| *e == current).expect("a known endpoint");
-            cluster.kill_member(index);
-            killed = Some(current);
-        }
-        let key = Key::new("Cluster", "failover", &format!("k{}", i % 10)).unwrap();
-        let mut attempt = 0;
-        loop {
-            let value = format!("{i}.{attempt}");
-            match store.put(key.clone(), Value::new(value.clone())).await {
-                Ok(revision) => {
-                    acked.push((revision, value));
-                    break;
+    let store = Arc::new(store);
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (store, written) = (store.clone(), written.clone());
+        tokio::spawn(async move {
+            let mut acked: Vec<(Revision, String)> = Vec::new();
+            let mut unacked: Vec<String> = Vec::new();
+            for i in 0..WRITES {
+                let key = Key::new("Cluster", "failover", &format!("k{}", i % 10)).unwrap();
+                let mut attempt = 0;
+                loop {
+                    let value = format!("{i}.{attempt}");
+                    match store.put(key.clone(), Value::new(value.clone())).await {
+                        Ok(revision) => {
+                            acked.push((revision, value));
+                            break;
+                        }
+                        Err(StoreError::Unavailable(e)) => {
+                            attempt += 1;
+                            assert!(attempt < 50, "write {i} failed {attempt} times: {e}");
+                            unacked.push(value);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => panic!("write {i}: {e}"),
+                    }
                 }
-                Err(StoreError::Unavailable(e)) => {
-                    attempt += 1;
-                    assert!(attempt < 50, "write {i} failed {attempt} times: {e}");
-                    unacked.push(value);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("write {i}: {e}"),
+                written.store(i + 1, Ordering::Release);
             }
-        }
+            (acked, unacked)
+        })
+    };
+    // Mid-way, while writes are in flight, the member the store talks to dies.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while written.load(Ordering::Acquire) < KILL_AFTER {
+        assert!(tokio::time::Instant::now() < deadline, "the writer is stuck before the kill");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let killed = killed.expect("a member was killed");
+    let current = store.current_endpoint();
+    let index = endpoints.iter().position(|e| *e == current).expect("a known endpoint");
+    cluster.kill_member(index);
+    let killed = current;
+    let (acked, unacked) =
+        tokio::time::timeout(Duration::from_secs(60), writer).await.expect("the writer finishes").unwrap();
     assert_ne!(store.current_endpoint(), killed, "the store moved to another member");
 
     let last = acked.last().map(|(r, _)| *r).unwrap();
@@ -106,6 +121,7 @@ async fn losing_the_current_member_loses_no_write_and_no_event() {
         assert!(acked_values.contains(&value) || unacked.contains(value), "an event nobody wrote: {value}");
     }
     assert_eq!(acked.len(), WRITES);
+    assert!(acked.windows(2).all(|w| w[0].0 < w[1].0), "acknowledged revisions increase");
     eprintln!(
         "killed {killed}; {} writes acknowledged, {} retried, {} events; now on {}",
         acked.len(),
