@@ -12,6 +12,8 @@
 //! (else the caller gets [`StoreError::Unavailable`] and decides), and watches resume from the
 //! revision after the last one delivered, so nothing is lost or repeated.
 
+#![warn(missing_docs)]
+
 pub mod codec;
 mod conn;
 mod watch;

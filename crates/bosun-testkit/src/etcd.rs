@@ -101,14 +101,20 @@ impl Member {
         self.child = Some(child);
     }
 
-    /// Whether the member answers `/health` with a leader; panics if the process has exited.
-    fn healthy(&mut self) -> bool {
+    /// Whether the member answers `/health` with a leader; an error (with its log) if the process
+    /// has exited.
+    fn healthy(&mut self) -> Result<bool, String> {
         if let Some(child) = self.child.as_mut()
             && let Ok(Some(status)) = child.try_wait()
         {
             self.child = None;
-            panic!("etcd member {} exited with {status}:\n{}", self.name, self.log_tail());
+            return Err(format!("etcd member {} exited with {status}:\n{}", self.name, self.log_tail()));
         }
+        Ok(self.answers())
+    }
+
+    /// Whether the member answers `/health` with a leader.
+    fn answers(&self) -> bool {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.client_port));
         let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
             return false;
@@ -151,17 +157,49 @@ impl Drop for Member {
 }
 
 /// Waits until every running member of `members` is healthy, at most [`START_TIMEOUT`].
-fn wait_healthy(members: &mut [Member]) {
+fn wait_healthy(members: &mut [Member]) -> Result<(), String> {
     let start = Instant::now();
     loop {
-        if members.iter_mut().filter(|m| m.child.is_some()).all(Member::healthy) {
-            return;
+        let mut all = true;
+        for member in members.iter_mut().filter(|m| m.child.is_some()) {
+            all &= member.healthy()?;
+        }
+        if all {
+            return Ok(());
         }
         if start.elapsed() > START_TIMEOUT {
             let logs: Vec<String> = members.iter().map(|m| format!("== {}\n{}", m.name, m.log_tail())).collect();
-            panic!("etcd did not become healthy within {START_TIMEOUT:?}:\n{}", logs.join("\n"));
+            return Err(format!("etcd did not become healthy within {START_TIMEOUT:?}:\n{}", logs.join("\n")));
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts a cluster of `size` members on free ports under `root` and waits until it is healthy.
+/// A port taken by someone else between choosing and binding it makes it try again (three times
+/// at most) on other ports.
+fn launch(size: usize, root: &Path) -> Vec<Member> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let dir = root.join(format!("attempt{attempt}"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let mut members: Vec<Member> = (0..size).map(|i| Member::new(&format!("bosun{i}"), &dir)).collect();
+        let initial_cluster =
+            members.iter().map(|m| format!("{}={}", m.name, m.peer_url())).collect::<Vec<_>>().join(",");
+        let token = format!("bosun-test-{}", members[0].peer_port);
+        for member in &mut members {
+            member.initial_cluster = initial_cluster.clone();
+            member.cluster_token = token.clone();
+            member.spawn();
+        }
+        match wait_healthy(&mut members) {
+            Ok(()) => return members,
+            Err(e) if attempt < 3 && e.contains("address already in use") => {
+                eprintln!("etcd: a port was taken, trying others");
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 
@@ -175,13 +213,7 @@ impl EtcdServer {
     /// Starts etcd and waits until it answers. Panics with what to install when etcd is missing.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
-        let mut member = Member::new("bosun0", dir.path());
-        member.initial_cluster = format!("{}={}", member.name, member.peer_url());
-        member.cluster_token = format!("bosun-test-{}", member.peer_port);
-        member.spawn();
-        let mut members = [member];
-        wait_healthy(&mut members);
-        let [member] = members;
+        let member = launch(1, dir.path()).pop().unwrap_or_else(|| panic!("no etcd member started"));
         Self { member, _dir: dir }
     }
 
@@ -200,7 +232,7 @@ impl EtcdServer {
     pub fn restart(&mut self) {
         self.member.kill();
         self.member.spawn();
-        wait_healthy(std::slice::from_mut(&mut self.member));
+        wait_healthy(std::slice::from_mut(&mut self.member)).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -215,16 +247,7 @@ impl EtcdCluster {
     pub fn start(size: usize) -> Self {
         assert!(size > 0, "a cluster needs a member");
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temporary directory: {e}"));
-        let mut members: Vec<Member> = (0..size).map(|i| Member::new(&format!("bosun{i}"), dir.path())).collect();
-        let initial_cluster =
-            members.iter().map(|m| format!("{}={}", m.name, m.peer_url())).collect::<Vec<_>>().join(",");
-        let token = format!("bosun-test-{}", members[0].peer_port);
-        for member in &mut members {
-            member.initial_cluster = initial_cluster.clone();
-            member.cluster_token = token.clone();
-            member.spawn();
-        }
-        wait_healthy(&mut members);
+        let members = launch(size, dir.path());
         Self { members, _dir: dir }
     }
 
@@ -243,6 +266,6 @@ impl EtcdCluster {
         let member = &mut self.members[i];
         member.kill();
         member.spawn();
-        wait_healthy(std::slice::from_mut(member));
+        wait_healthy(std::slice::from_mut(member)).unwrap_or_else(|e| panic!("{e}"));
     }
 }
