@@ -183,3 +183,29 @@ impl Members {
         Err(Failure::Unavailable(last))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: Code, message: &str) -> etcd_client::Error {
+        etcd_client::Error::GRpcStatus(tonic::Status::new(code, message))
+    }
+
+    #[test]
+    fn errors_are_told_apart() {
+        let refused = status(Code::Unavailable, "error trying to connect: tcp connect error: Connection refused");
+        assert!(is_transient(&refused) && surely_not_sent(&refused));
+        let no_leader = status(Code::Unavailable, "etcdserver: no leader");
+        assert!(is_transient(&no_leader) && surely_not_sent(&no_leader));
+        let cut = status(Code::Unknown, "h2 protocol error: error reading a body from connection");
+        assert!(is_transient(&cut) && !surely_not_sent(&cut), "a write cut off mid-way may have been applied");
+        let lease = status(Code::NotFound, "etcdserver: requested lease not found");
+        assert!(!is_transient(&lease));
+        let failure = Failure::Etcd(lease);
+        assert!(failure.says("lease not found"));
+        let error = Failure::Etcd(status(Code::InvalidArgument, "etcdserver: too many operations in txn request"))
+            .into_store_error("transaction");
+        assert!(matches!(error, StoreError::InvalidArgument { ref field, .. } if field == "ops"), "{error:?}");
+    }
+}
