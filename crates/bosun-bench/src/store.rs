@@ -149,6 +149,17 @@ async fn open(backend: &str, url: Option<&str>) -> anyhow::Result<(Arc<dyn Store
             let store = bosun_store::LocalStore::open(dir.path()).await?;
             Ok((Arc::new(store), Box::new(dir)))
         }
+        "etcd" => {
+            let (endpoints, server): (Vec<String>, Keep) = match url {
+                Some(url) => (url.split(',').map(str::to_owned).collect(), Box::new(())),
+                None => {
+                    let server = bosun_testkit::etcd::EtcdServer::start();
+                    (server.endpoints(), Box::new(server))
+                }
+            };
+            let store = bosun_store_etcd::EtcdStore::connect(&endpoints, Default::default()).await?;
+            Ok((Arc::new(store), server))
+        }
         "postgres" => {
             let (url, server): (String, Keep) = match url {
                 Some(url) => (url.to_owned(), Box::new(())),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bosun_store::{LocalStore, Store};
+use bosun_store_etcd::{EtcdOptions, EtcdStore};
 use bosun_store_postgres::{PostgresOptions, PostgresStore};
 
 use crate::config::StoreConfig;
@@ -15,7 +16,17 @@ pub async fn open(config: &StoreConfig) -> anyhow::Result<Arc<dyn Store>> {
         StoreConfig::Embedded { data_dir } => Arc::new(
             LocalStore::open(data_dir).await.with_context(|| format!("embedded store in {}", data_dir.display()))?,
         ),
-        StoreConfig::Etcd { .. } => anyhow::bail!("the etcd store is not built into this binary yet"),
+        StoreConfig::Etcd { endpoints, prefix } => {
+            let mut options = EtcdOptions::default();
+            if let Some(prefix) = prefix {
+                options.prefix = prefix.clone();
+            }
+            Arc::new(
+                EtcdStore::connect(endpoints, options)
+                    .await
+                    .with_context(|| format!("etcd store at {}", endpoints.join(",")))?,
+            )
+        }
         StoreConfig::Postgres { url } => Arc::new(
             PostgresStore::connect(url, PostgresOptions::default())
                 .await

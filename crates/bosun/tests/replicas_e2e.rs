@@ -64,3 +64,12 @@ fn two_replicas_on_postgres() {
     let server = bosun_testkit::postgres::PostgresServer::start();
     two_replicas(work.path(), &server.url());
 }
+
+#[test]
+fn two_replicas_on_etcd() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let server = bosun_testkit::etcd::EtcdServer::start();
+    let endpoints: Vec<String> =
+        server.endpoints().iter().map(|e| e.trim_start_matches("http://").to_owned()).collect();
+    two_replicas(work.path(), &format!("etcd://{}/replicas-test", endpoints.join(",")));
+}
