@@ -144,14 +144,14 @@ impl EtcdStore {
     /// The conflict error of a Txn whose compares failed, from the failure branch's reads (one per
     /// op with an [`Expect`], in op order).
     fn conflict(ops: &[Op], responses: &[TxnOpResponse]) -> StoreError {
-        let conditional = ops.iter().filter(|op| op.expect() != Expect::Any);
+        let conditional = ops.iter().filter(|op| op.precondition() != Expect::Any);
         for (op, response) in conditional.zip(responses) {
             let actual = match response {
                 TxnOpResponse::Get(get) => get.kvs().first().map_or(0, |kv| kv.mod_revision()),
                 _ => continue,
             };
-            if !op.expect().holds(actual) {
-                return op.expect().conflict(op.key(), actual);
+            if !op.precondition().holds(actual) {
+                return op.precondition().conflict(op.key(), actual);
             }
         }
         StoreError::Internal("etcd refused the transaction's compares, but every read key meets them".to_owned())
@@ -284,7 +284,7 @@ impl Store for EtcdStore {
         let mut failure = Vec::new();
         for op in &ops {
             let key = etcd_key(root, op.key());
-            match op.expect() {
+            match op.precondition() {
                 Expect::Any => {}
                 Expect::Absent => compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0)),
                 Expect::ModRevision(r) => {
@@ -297,7 +297,7 @@ impl Store for EtcdStore {
                     });
                 }
             }
-            if op.expect() != Expect::Any {
+            if op.precondition() != Expect::Any {
                 failure.push(TxnOp::get(key.clone(), Some(GetOptions::new().with_keys_only())));
             }
             success.push(match op {

@@ -86,8 +86,8 @@ async fn apply(sh: &Shared, tx: &mut PgConnection, ops: &[Op]) -> Result<(TxnRes
     let prev: Vec<Option<KeyValue>> = ops.iter().map(|op| existing.get(op.key().as_str()).cloned()).collect();
     for (op, prev) in ops.iter().zip(&prev) {
         let actual = prev.as_ref().map_or(0, |kv| kv.mod_revision);
-        if !op.expect().holds(actual) {
-            return Err(op.expect().conflict(op.key(), actual));
+        if !op.precondition().holds(actual) {
+            return Err(op.precondition().conflict(op.key(), actual));
         }
     }
     let mut leases: Vec<i64> = ops

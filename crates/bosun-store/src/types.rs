@@ -126,7 +126,7 @@ impl Op {
         }
     }
 
-    pub fn expect(&self) -> Expect {
+    pub fn precondition(&self) -> Expect {
         match self {
             Self::Put { expect, .. } | Self::Delete { expect, .. } => *expect,
         }

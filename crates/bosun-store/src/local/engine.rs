@@ -205,7 +205,7 @@ fn apply(t: &mut Tables<'_>, ops: &[Op], now_ms: u64, keep: i64) -> Result<(TxnR
     for op in ops {
         let kv = current(&t.keys, &t.history, op.key())?;
         let actual = kv.as_ref().map_or(0, |kv| kv.mod_revision);
-        let expect: Expect = op.expect();
+        let expect: Expect = op.precondition();
         if !expect.holds(actual) {
             return Err(expect.conflict(op.key(), actual));
         }
