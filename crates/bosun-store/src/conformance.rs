@@ -7,8 +7,10 @@
 //! ```
 //!
 //! Tests do not assume they have the store to themselves: each works in namespaces of its own and
-//! asserts only relative revisions, so a harness may share one server between tests (except where
-//! [`Harness::exclusive`] says otherwise for compaction).
+//! asserts only relative revisions, so a harness may share one server between tests. The one
+//! exception is `compaction_is_reported`, which compacts the whole store: a harness whose tests
+//! share a server must make sure no other test's watch or list needs the history it drops (the
+//! etcd harness gives each test its own etcd).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

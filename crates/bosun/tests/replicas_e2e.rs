@@ -10,16 +10,6 @@ use std::time::Duration;
 
 use common::envoy::{eds_cluster, expect_body, listener, route, start_envoy};
 use common::{Backend, Bosun, eventually, free_port};
-use serde_json::Value;
-
-/// The versions the Envoy node has ACKed, per type, once it has all four.
-fn acked_versions(bosun: &Bosun) -> Option<Value> {
-    let status = bosun.status();
-    let node = status["nodes"].as_array()?.iter().find(|n| n["node_id"] == "envoy-e2e")?.clone();
-    let acked: serde_json::Map<String, Value> =
-        node["types"].as_object()?.iter().map(|(t, s)| (t.clone(), s["acked_version"].clone())).collect();
-    (acked.len() == 4 && acked.values().all(Value::is_string)).then(|| Value::Object(acked))
-}
 
 fn two_replicas(work: &Path, store: &str) {
     let mut a = Bosun::start(&work.join("a"), &["--store", store]);
@@ -34,7 +24,8 @@ fn two_replicas(work: &Path, store: &str) {
     assert!(ok, "{err}");
     let envoy = start_envoy(work, b.xds_port);
     expect_body(&envoy, &b, ingress, "one", Duration::from_secs(20));
-    let versions = eventually(Duration::from_secs(10), || acked_versions(&b)).expect("Envoy ACKs every type");
+    let versions =
+        eventually(Duration::from_secs(10), || b.acked_versions("envoy-e2e")).expect("Envoy ACKs every type");
     let served_by_a = a.status()["resources"]["versions"].clone();
     assert_eq!(served_by_a, b.status()["resources"]["versions"], "both replicas build the same snapshots");
 
@@ -51,7 +42,7 @@ fn two_replicas(work: &Path, store: &str) {
 
     // B killed with SIGKILL and restarted: Envoy reconnects and gets the same versions.
     b.kill_and_restart();
-    let after = eventually(Duration::from_secs(20), || acked_versions(&b)).expect("Envoy reconnects");
+    let after = eventually(Duration::from_secs(20), || b.acked_versions("envoy-e2e")).expect("Envoy reconnects");
     assert_eq!(after, versions, "the same content gives the same versions after a restart");
     expect_body(&envoy, &b, ingress, "one", Duration::from_secs(10));
     a.kill_and_restart();

@@ -163,16 +163,6 @@ fn the_rest_api_answers_in_json_with_conflicts_and_a_token() {
     assert_eq!(code, 404);
 }
 
-/// The versions the Envoy node has ACKed, per type, from `/status`.
-fn acked_versions(bosun: &Bosun) -> Option<Value> {
-    let status = bosun.status();
-    let node = status["nodes"].as_array()?.iter().find(|n| n["node_id"] == "envoy-e2e")?.clone();
-    let types = node["types"].as_object()?;
-    let acked: serde_json::Map<String, Value> =
-        types.iter().map(|(t, s)| (t.clone(), s["acked_version"].clone())).collect();
-    (acked.len() == 4 && acked.values().all(Value::is_string)).then(|| Value::Object(acked))
-}
-
 #[test]
 fn sigkill_in_the_middle_of_1000_writes_loses_no_acknowledged_write() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -186,7 +176,8 @@ fn sigkill_in_the_middle_of_1000_writes_loses_no_acknowledged_write() {
     assert!(ok, "{err}");
     let envoy = start_envoy(work.path(), bosun.xds_port);
     expect_body(&envoy, &bosun, ingress, "served", Duration::from_secs(20));
-    let before = eventually(Duration::from_secs(10), || acked_versions(&bosun)).expect("Envoy ACKs every type");
+    let before =
+        eventually(Duration::from_secs(10), || bosun.acked_versions("envoy-e2e")).expect("Envoy ACKs every type");
 
     // 1,000 writes with the CLI into a namespace Envoy does not receive, while Bosun is killed.
     let admin = bosun.admin;
@@ -246,7 +237,8 @@ fn sigkill_in_the_middle_of_1000_writes_loses_no_acknowledged_write() {
     }
 
     // Envoy reconnects, gets the same versions (nothing it had changed), and traffic flows.
-    let after = eventually(Duration::from_secs(20), || acked_versions(&bosun)).expect("Envoy reconnects and ACKs");
+    let after =
+        eventually(Duration::from_secs(20), || bosun.acked_versions("envoy-e2e")).expect("Envoy reconnects and ACKs");
     assert_eq!(after, before, "the same content gives the same versions after a restart");
     expect_body(&envoy, &bosun, ingress, "served", Duration::from_secs(10));
 

@@ -258,6 +258,16 @@ impl Bosun {
         serde_json::from_str(&body).expect("status JSON")
     }
 
+    /// The versions the node `node_id` has ACKed, per type, once it has ACKed CDS, EDS, LDS and RDS.
+    pub fn acked_versions(&self, node_id: &str) -> Option<serde_json::Value> {
+        let status = self.status();
+        let node = status["nodes"].as_array()?.iter().find(|n| n["node_id"] == node_id)?.clone();
+        let acked: serde_json::Map<String, serde_json::Value> =
+            node["types"].as_object()?.iter().map(|(t, s)| (t.clone(), s["acked_version"].clone())).collect();
+        (acked.len() == 4 && acked.values().all(serde_json::Value::is_string))
+            .then_some(serde_json::Value::Object(acked))
+    }
+
     /// The value of a metric sample line that starts with `prefix` (e.g. `name{labels}`).
     pub fn metric(&self, prefix: &str) -> f64 {
         let (_, body) = http_get(self.admin, "/metrics").expect("GET /metrics");
