@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bosun_store::conformance::next_events;
 use bosun_store::{
-    Event, Key, LeaseId, ListOptions, LocalOptions, LocalStore, Op, Prefix, Selector, Store, StoreError, StoreExt,
-    Value,
+    Event, Expect, Key, LeaseId, ListOptions, LocalOptions, LocalStore, Op, Prefix, Selector, Store, StoreError,
+    StoreExt, Value,
 };
 use futures::StreamExt;
 
@@ -190,4 +190,44 @@ async fn a_file_that_is_not_a_store_is_refused() {
     let err = LocalStore::open(dir.path()).await.unwrap_err();
     assert!(matches!(err, StoreError::Internal(_) | StoreError::Unavailable(_)), "{err:?}");
     assert!(err.to_string().contains("bosun.redb"), "{err}");
+}
+
+/// Concurrent writers share commits (group commit), yet each transaction keeps its own revision
+/// and its own outcome: the ones whose precondition fails fail alone and write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_keeps_each_transaction_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(LocalStore::open(dir.path()).await.unwrap());
+    let taken = key("g", "taken");
+    store.put(taken.clone(), Value::new("x")).await.unwrap();
+    let from = store.revision().await.unwrap() + 1;
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (store, taken) = (store.clone(), taken.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ops = vec![Op::put(key("g", &format!("k{i:02}")), Value::new(format!("{i}")))];
+            if i % 4 == 0 {
+                // Conflicts: the key exists.
+                ops.push(Op::Put { key: taken, value: Value::new("y"), expect: Expect::Absent });
+            }
+            (i, store.txn(ops).await)
+        }));
+    }
+    let mut revisions = Vec::new();
+    for task in tasks {
+        let (i, result) = task.await.unwrap();
+        if i % 4 == 0 {
+            assert!(matches!(result, Err(StoreError::Conflict { .. })), "{i}: {result:?}");
+            assert_eq!(store.get(&key("g", &format!("k{i:02}"))).await.unwrap(), None, "{i} wrote nothing");
+        } else {
+            revisions.push(result.unwrap().revision);
+        }
+    }
+    revisions.sort();
+    revisions.dedup();
+    assert_eq!(revisions.len(), 48, "one revision per successful transaction");
+    let mut watch = store.watch(&Prefix::namespace("Item", "g").unwrap(), from).await.unwrap();
+    let events = next_events(&mut watch, 48, Duration::from_secs(10)).await;
+    assert_eq!(events.iter().map(|e| e.revision()).collect::<Vec<_>>(), revisions);
+    assert_eq!(store.get(&taken).await.unwrap().unwrap().value.data, "x");
 }

@@ -173,21 +173,43 @@ impl<'t> Tables<'t> {
     }
 }
 
-/// Applies a validated transaction as one redb write transaction; says whether it made a revision.
-pub(crate) fn txn(db: &Database, ops: &[Op], now_ms: u64, keep: i64) -> Result<(TxnResult, bool)> {
+/// Applies validated transactions in one redb write transaction, so one commit (one fsync) serves
+/// them all (group commit). Each gets its own revision and its own result: a failed precondition
+/// or a missing lease fails only its transaction, which has written nothing by then. A storage
+/// error fails them all. Returns the results and the last revision made, if any.
+pub(crate) fn txn_group(
+    db: &Database,
+    group: &[&[Op]],
+    now_ms: u64,
+    keep: i64,
+) -> Result<(Vec<Result<TxnResult>>, Option<Revision>)> {
     let wtx = db.begin_write().ctx("begin a write")?;
-    let result = {
+    let outcome = (|| {
         let mut t = Tables::open(&wtx)?;
-        apply(&mut t, ops, now_ms, keep)
-    };
-    match result {
-        Ok((result, true)) => {
-            wtx.commit().ctx("commit")?;
-            Ok((result, true))
+        let mut results = Vec::with_capacity(group.len());
+        let mut last = None;
+        for ops in group {
+            match apply(&mut t, ops, now_ms, keep) {
+                Ok((result, changed)) => {
+                    if changed {
+                        last = Some(result.revision);
+                    }
+                    results.push(Ok(result));
+                }
+                Err(e @ (StoreError::Conflict { .. } | StoreError::LeaseNotFound(_))) => results.push(Err(e)),
+                Err(e) => return Err(e),
+            }
         }
-        Ok((result, false)) => {
+        Ok((results, last))
+    })();
+    match outcome {
+        Ok((results, Some(revision))) => {
+            wtx.commit().ctx("commit")?;
+            Ok((results, Some(revision)))
+        }
+        Ok((results, None)) => {
             wtx.abort().ctx("abort")?;
-            Ok((result, false))
+            Ok((results, None))
         }
         Err(e) => {
             if let Err(abort) = wtx.abort() {

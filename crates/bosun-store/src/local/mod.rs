@@ -15,11 +15,12 @@ mod lease;
 mod watch;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::Database;
+use tokio::sync::oneshot;
 use tokio::sync::watch as tokio_watch;
 
 use crate::error::{Result, StoreError};
@@ -70,6 +71,16 @@ pub(crate) struct Inner {
     /// The latest committed revision, bumped right after each commit (on the committing thread,
     /// so a caller that stops waiting cannot skip it); watches wait on it.
     revision: Arc<tokio_watch::Sender<Revision>>,
+    /// Transactions waiting for the next group commit.
+    queue: Mutex<Vec<Pending>>,
+    /// Held by the thread that commits a group.
+    commit_lock: Mutex<()>,
+}
+
+/// A transaction waiting for a group commit, and where its result goes.
+struct Pending {
+    ops: Vec<Op>,
+    reply: oneshot::Sender<Result<TxnResult>>,
 }
 
 impl LocalStore {
@@ -114,8 +125,14 @@ impl LocalStore {
             .map_err(|_| StoreError::Internal("the local store must be created within a Tokio runtime".into()))?;
         options.history_revisions = options.history_revisions.max(1);
         let (sender, _) = tokio_watch::channel(revision);
-        let inner =
-            Arc::new(Inner { backend, db: RwLock::new(Some(Arc::new(db))), options, revision: Arc::new(sender) });
+        let inner = Arc::new(Inner {
+            backend,
+            db: RwLock::new(Some(Arc::new(db))),
+            options,
+            revision: Arc::new(sender),
+            queue: Mutex::default(),
+            commit_lock: Mutex::default(),
+        });
         runtime.spawn(lease_task(Arc::downgrade(&inner)));
         Ok(Self { inner })
     }
@@ -180,6 +197,38 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Commits every queued transaction as one group, answering each; a no-op when an earlier
+    /// group already took them.
+    fn commit_queued(&self, db: &Database) {
+        // Replies are sent before the lock is released, so a caller that gets the lock after its
+        // transaction was taken by another thread's group finds it answered.
+        let _leader = self.commit_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+        if batch.is_empty() {
+            return;
+        }
+        let group: Vec<&[Op]> = batch.iter().map(|p| p.ops.as_slice()).collect();
+        match engine::txn_group(db, &group, lease::now_ms(), self.options.history_revisions) {
+            Ok((results, revision)) => {
+                if let Some(revision) = revision {
+                    committed(&self.revision, revision);
+                }
+                for (pending, result) in batch.into_iter().zip(results) {
+                    let _ = pending.reply.send(result);
+                }
+            }
+            Err(e) => batch.into_iter().for_each(|p| drop(p.reply.send(Err(e.clone())))),
+        }
+    }
+
+    /// Answers every queued transaction with `error` (the store could not run the group).
+    fn fail_queued(&self, error: &StoreError) {
+        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+        batch.into_iter().for_each(|p| drop(p.reply.send(Err(error.clone()))));
+    }
+}
+
 /// Announces a committed `revision` to watches (if it is newer than the last announced).
 fn committed(sender: &tokio_watch::Sender<Revision>, revision: Revision) {
     sender.send_if_modified(|latest| {
@@ -233,14 +282,17 @@ impl Store for LocalStore {
 
     async fn txn(&self, ops: Vec<Op>) -> Result<TxnResult> {
         validate::txn(&ops)?;
-        let keep = self.inner.options.history_revisions;
-        self.inner
-            .write(move |db| {
-                let (result, changed) = engine::txn(db, &ops, lease::now_ms(), keep)?;
-                let revision = changed.then_some(result.revision);
-                Ok((result, revision))
-            })
-            .await
+        let (reply, answer) = oneshot::channel();
+        self.inner.queue.lock().unwrap_or_else(PoisonError::into_inner).push(Pending { ops, reply });
+        let inner = self.inner.clone();
+        let group = self.inner.blocking(move |db| {
+            inner.commit_queued(db);
+            Ok(())
+        });
+        if let Err(e) = group.await {
+            self.inner.fail_queued(&e);
+        }
+        answer.await.unwrap_or_else(|_| Err(StoreError::Internal("a store write was dropped unanswered".into())))
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {
