@@ -1,0 +1,42 @@
+//! Bosun's governance model: the OpenSergo kinds as typed, validated documents.
+//!
+//! A document has the Kubernetes shape the OpenSergo CRDs have —
+//!
+//! ```yaml
+//! apiVersion: fault-tolerance.opensergo.io/v1alpha1
+//! kind: RateLimitStrategy
+//! metadata: { name: rate-limit-foo, namespace: default, labels: { app: foo } }
+//! spec: { metricType: RequestAmount, limitMode: Local, threshold: 10, statDurationSeconds: 1 }
+//! ```
+//!
+//! [`Document::parse`] reads one from JSON (YAML is read as JSON first) and checks it completely:
+//! unknown fields, wrong types, out-of-range numbers, bad enums, durations (`20ms`, `1s`, `1m`) and
+//! percentages (`"60%"`) are all reported at once, each as a [`FieldError`] with its field path
+//! (`spec.http[0].route[1].weight: must be between 0 and 100`). Nothing panics on bad input.
+//!
+//! `metadata.namespace` defaults to `default`; `metadata.labels.app` binds a rule to an application.
+//!
+//! # References between documents
+//!
+//! A FaultToleranceRule names its strategies (`spec.strategies[]{name, kind}`) and its fallback
+//! action (`spec.fallbackAction{name, kind}`), which are other documents of the same namespace. A
+//! reference's *kind* is checked by [`Document::parse`] (a rule naming a `TrafficRouter` as a strategy
+//! is an error), but whether the named object *exists* is not an error: a rule and its strategies may
+//! be applied in any order (as `kubectl apply -f dir/` does), so a missing target is a **warning**
+//! returned next to the accepted document ([`references::check`]), and the rule's status says
+//! `waiting for RateLimitStrategy/foo` until it exists ([`references::unresolved`] lists every such
+//! reference of a set of stored documents).
+
+pub mod document;
+mod error;
+mod fields;
+pub mod kind;
+pub mod references;
+pub mod spec;
+pub mod units;
+
+pub use document::{DEFAULT_NAMESPACE, Document, Metadata};
+pub use error::{FieldError, Invalid};
+pub use kind::Kind;
+pub use references::{ObjectRef, UnresolvedReference};
+pub use spec::Spec;
