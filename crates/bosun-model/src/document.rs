@@ -88,9 +88,14 @@ impl Document {
         }
         let metadata = doc.object("metadata", true, errors, |obj, errors| Metadata::read(obj, kind, errors)).flatten();
         let spec = doc.take("spec", true, errors);
+        // Checked even when the spec has other errors, so that this error comes with them.
+        let selector_app = spec
+            .as_ref()
+            .filter(|_| matches!(kind, Some(Kind::FaultToleranceRule | Kind::TrafficLane)))
+            .and_then(|s| s.pointer("/selector/app")?.as_str().map(str::to_owned));
         let spec = kind.zip(spec).and_then(|(kind, spec)| Spec::read(kind, spec, errors));
         doc.finish(errors);
-        if let (Some(metadata), Some(app)) = (&metadata, spec.as_ref().and_then(Spec::selector_app))
+        if let (Some(metadata), Some(app)) = (&metadata, selector_app)
             && let Some(label) = metadata.app()
             && label != app
         {
