@@ -28,6 +28,15 @@ fn type_name(value: &Json) -> &'static str {
     }
 }
 
+/// Whether a list is required.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Need {
+    /// It may be absent or empty.
+    Optional,
+    /// It must be given, with at least one item; the reason given when it is empty.
+    NonEmpty(&'static str),
+}
+
 /// A JSON mapping being read; [`Obj::finish`] reports the fields nobody asked for.
 pub(crate) struct Obj {
     path: String,
@@ -196,18 +205,22 @@ impl Obj {
     }
 
     /// A list field, each item read by `read` with its path (`field[i]`); bad items are left out.
+    /// A required list must not be empty either (`empty` says why).
     pub(crate) fn list<T>(
         &mut self,
         field: &'static str,
-        required: bool,
+        required: Need,
         errors: &mut Errors,
         mut read: impl FnMut(String, Json, &mut Errors) -> Option<T>,
     ) -> Option<Vec<T>> {
-        let value = self.take(field, required, errors)?;
+        let value = self.take(field, matches!(required, Need::NonEmpty(_)), errors)?;
         let Json::Array(items) = value else {
             errors.push(FieldError::new(self.at(field), format!("must be a list, not {}", type_name(&value))));
             return None;
         };
+        if let (Need::NonEmpty(reason), true) = (required, items.is_empty()) {
+            errors.push(FieldError::new(self.at(field), reason));
+        }
         let path = self.at(field);
         Some(items.into_iter().enumerate().filter_map(|(i, item)| read(format!("{path}[{i}]"), item, errors)).collect())
     }
@@ -216,7 +229,7 @@ impl Obj {
     pub(crate) fn objects<T>(
         &mut self,
         field: &'static str,
-        required: bool,
+        required: Need,
         errors: &mut Errors,
         mut read: impl FnMut(&mut Obj, &mut Errors) -> T,
     ) -> Option<Vec<T>> {
@@ -229,7 +242,7 @@ impl Obj {
     }
 
     /// A list of non-empty strings.
-    pub(crate) fn strings(&mut self, field: &'static str, required: bool, errors: &mut Errors) -> Option<Vec<String>> {
+    pub(crate) fn strings(&mut self, field: &'static str, required: Need, errors: &mut Errors) -> Option<Vec<String>> {
         self.list(field, required, errors, |path, item, errors| match item {
             Json::String(s) if !s.is_empty() => Some(s),
             Json::String(_) => {

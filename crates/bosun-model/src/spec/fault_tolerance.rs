@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::traffic::AppSelector;
-use crate::fields::{Errors, Obj};
+use crate::fields::{Errors, Need, Obj};
 use crate::{FieldError, Kind};
 
 /// Binds strategies (and a fallback action) to targets of an application.
@@ -42,18 +42,14 @@ pub struct ActionRef {
 impl FaultToleranceRule {
     pub(crate) fn read(spec: &mut Obj, errors: &mut Errors) -> Option<Self> {
         let selector = spec.object("selector", false, errors, AppSelector::read).flatten();
-        let targets = spec.objects("targets", true, errors, |obj, errors| {
-            obj.string("targetResourceName", true, errors).map(|name| Target { target_resource_name: name })
-        });
-        if targets.as_ref().is_some_and(Vec::is_empty) {
-            errors.push(FieldError::new(spec.at("targets"), "must name at least one target"));
-        }
-        let strategies = spec.objects("strategies", true, errors, |obj, errors| {
-            ActionRef::read(obj, "a strategy kind", |kind| kind.is_strategy(), errors)
-        });
-        if strategies.as_ref().is_some_and(Vec::is_empty) {
-            errors.push(FieldError::new(spec.at("strategies"), "must name at least one strategy"));
-        }
+        let targets =
+            spec.objects("targets", Need::NonEmpty("must name at least one target"), errors, |obj, errors| {
+                obj.string("targetResourceName", true, errors).map(|name| Target { target_resource_name: name })
+            });
+        let strategies =
+            spec.objects("strategies", Need::NonEmpty("must name at least one strategy"), errors, |obj, errors| {
+                ActionRef::read(obj, "a strategy kind", |kind| kind.is_strategy(), errors)
+            });
         let fallback_action = spec.object("fallbackAction", false, errors, |obj, errors| {
             ActionRef::read(obj, "HttpRequestFallbackAction", |kind| kind == Kind::HttpRequestFallbackAction, errors)
         });
@@ -121,7 +117,7 @@ impl HttpRequestFallbackAction {
         let behavior = spec.object("behaviorDesc", true, errors, |obj, errors| {
             let status = obj.int_in("responseStatusCode", true, (100, 599), errors);
             let body = obj.string("responseContentBody", false, errors);
-            let headers = obj.objects("responseAdditionalHeaders", false, errors, |obj, errors| {
+            let headers = obj.objects("responseAdditionalHeaders", Need::Optional, errors, |obj, errors| {
                 let key = obj.string("key", true, errors);
                 let value = obj.string("value", false, errors);
                 if let Some(key) = &key

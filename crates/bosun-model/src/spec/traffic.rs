@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::FieldError;
-use crate::fields::{Errors, Obj};
+use crate::fields::{Errors, Need, Obj};
 use crate::units::{serialize_duration, serialize_opt_duration};
 
 /// `selector: {app: NAME}`.
@@ -206,14 +206,8 @@ pub struct Rewrite {
 
 impl TrafficRouter {
     pub(crate) fn read(spec: &mut Obj, errors: &mut Errors) -> Option<Self> {
-        let hosts = spec.strings("hosts", true, errors);
-        if hosts.as_ref().is_some_and(Vec::is_empty) {
-            errors.push(FieldError::new(spec.at("hosts"), "must name at least one host"));
-        }
-        let http = spec.objects("http", true, errors, HttpRoute::read);
-        if http.as_ref().is_some_and(Vec::is_empty) {
-            errors.push(FieldError::new(spec.at("http"), "must have at least one route"));
-        }
+        let hosts = spec.strings("hosts", Need::NonEmpty("must name at least one host"), errors);
+        let http = spec.objects("http", Need::NonEmpty("must have at least one route"), errors, HttpRoute::read);
         Some(Self { hosts: hosts?, http: http?.into_iter().collect::<Option<_>>()? })
     }
 }
@@ -221,12 +215,13 @@ impl TrafficRouter {
 impl HttpRoute {
     fn read(obj: &mut Obj, errors: &mut Errors) -> Option<Self> {
         let name = obj.string("name", false, errors);
-        let matches = obj.objects("match", false, errors, HttpMatch::read);
-        let route = obj.objects("route", true, errors, |obj, errors| {
-            let destination = obj.object("destination", true, errors, Destination::read).flatten();
-            let weight = obj.int_in("weight", false, (0, 100), errors);
-            Some(RouteDestination { destination: destination?, weight: weight.and_then(|w| u32::try_from(w).ok()) })
-        });
+        let matches = obj.objects("match", Need::Optional, errors, HttpMatch::read);
+        let route =
+            obj.objects("route", Need::NonEmpty("must have at least one destination"), errors, |obj, errors| {
+                let destination = obj.object("destination", true, errors, Destination::read).flatten();
+                let weight = obj.int_in("weight", false, (0, 100), errors);
+                Some(RouteDestination { destination: destination?, weight: weight.and_then(|w| u32::try_from(w).ok()) })
+            });
         if let Some(route) = &route {
             check_weights(obj, route, errors);
         }
@@ -256,10 +251,6 @@ impl HttpRoute {
 
 /// With one destination, a weight is optional; with several, each needs one and they add up to 100.
 fn check_weights(obj: &Obj, route: &[Option<RouteDestination>], errors: &mut Errors) {
-    if route.is_empty() {
-        errors.push(FieldError::new(obj.at("route"), "must have at least one destination"));
-        return;
-    }
     if route.len() < 2 || route.iter().any(Option::is_none) {
         return;
     }
@@ -411,10 +402,8 @@ impl TrafficLane {
         let rules = spec
             .object("rules", true, errors, |obj, errors| {
                 obj.object("traffic", true, errors, |obj, errors| {
-                    let http = obj.objects("http", true, errors, HttpMatch::read);
-                    if http.as_ref().is_some_and(Vec::is_empty) {
-                        errors.push(FieldError::new(obj.at("http"), "must have at least one match"));
-                    }
+                    let http =
+                        obj.objects("http", Need::NonEmpty("must have at least one match"), errors, HttpMatch::read);
                     http.map(|http| LaneTraffic { http })
                 })
                 .flatten()
