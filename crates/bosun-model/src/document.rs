@@ -93,7 +93,12 @@ impl Document {
             .as_ref()
             .filter(|_| matches!(kind, Some(Kind::FaultToleranceRule | Kind::TrafficLane)))
             .and_then(|s| s.pointer("/selector/app")?.as_str().map(str::to_owned));
-        let spec = kind.zip(spec).and_then(|(kind, spec)| Spec::read(kind, spec, errors));
+        let spec = match (kind, spec) {
+            (Some(kind), Some(spec)) => Spec::read(kind, spec, errors),
+            // Without a kind, the spec can only be checked for being a mapping.
+            (None, Some(spec)) => Obj::new("spec", spec, errors).and(None),
+            (_, None) => None,
+        };
         doc.finish(errors);
         if let (Some(metadata), Some(app)) = (&metadata, selector_app)
             && let Some(label) = metadata.app()
