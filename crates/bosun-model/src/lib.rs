@@ -27,6 +27,8 @@
 //! `waiting for RateLimitStrategy/foo` until it exists ([`references::unresolved`] lists every such
 //! reference of a set of stored documents).
 
+#![warn(missing_docs)]
+
 pub mod document;
 mod error;
 mod fields;
