@@ -24,7 +24,8 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-/// A document that is not valid: every problem found, in document order.
+/// A document that is not valid: every problem found, mostly in document order (checks that span
+/// several fields come after those fields' own).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid document: {}", .errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
 pub struct Invalid {

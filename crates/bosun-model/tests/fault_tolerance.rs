@@ -96,6 +96,24 @@ spec: { targets: /foo }
 "),
         ["spec.targets: must be a list, not a string", "spec.strategies: missing"]
     );
+    assert_eq!(
+        bad("
+apiVersion: fault-tolerance.opensergo.io/v1alpha1
+kind: FaultToleranceRule
+metadata: { name: my-rule }
+spec:
+  targets: [ { targetResourceName: /foo } ]
+  strategies:
+    - { name: a, kind: RateLimitStrategy }
+    - { name: a, kind: ThrottlingStrategy }
+    - { name: a, kind: RateLimitStrategy }
+    - { name: b, kind: ratelimitstrategies }
+"),
+        [
+            "spec.strategies[3].kind: must be one of RateLimitStrategy, ThrottlingStrategy, ConcurrencyLimitStrategy, CircuitBreakerStrategy, not \"ratelimitstrategies\"",
+            "spec.strategies[2]: names RateLimitStrategy/a again",
+        ]
+    );
 }
 
 #[test]

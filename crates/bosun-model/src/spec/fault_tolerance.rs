@@ -48,10 +48,23 @@ impl FaultToleranceRule {
             });
         let strategies =
             spec.objects("strategies", Need::NonEmpty("must name at least one strategy"), errors, |obj, errors| {
-                ActionRef::read(obj, "a strategy kind", |kind| kind.is_strategy(), errors)
+                ActionRef::read(obj, &Kind::STRATEGIES, errors)
             });
+        if let Some(strategies) = &strategies {
+            let mut seen = Vec::new();
+            for (i, strategy) in strategies.iter().enumerate() {
+                let Some(strategy) = strategy else { continue };
+                if seen.contains(&strategy) {
+                    errors.push(FieldError::new(
+                        format!("{}[{i}]", spec.at("strategies")),
+                        format!("names {}/{} again", strategy.kind, strategy.name),
+                    ));
+                }
+                seen.push(strategy);
+            }
+        }
         let fallback_action = spec.object("fallbackAction", false, errors, |obj, errors| {
-            ActionRef::read(obj, "HttpRequestFallbackAction", |kind| kind == Kind::HttpRequestFallbackAction, errors)
+            ActionRef::read(obj, &[Kind::HttpRequestFallbackAction], errors)
         });
         Some(Self {
             selector,
@@ -63,19 +76,16 @@ impl FaultToleranceRule {
 }
 
 impl ActionRef {
-    fn read(obj: &mut Obj, expected: &str, allowed: impl Fn(Kind) -> bool, errors: &mut Errors) -> Option<Self> {
+    /// Reads `{name, kind}`, the kind one of `allowed`.
+    fn read(obj: &mut Obj, allowed: &[Kind], errors: &mut Errors) -> Option<Self> {
         let name = obj.string("name", true, errors);
-        let kind = obj.string("kind", true, errors).and_then(|kind| match Kind::from_name(&kind) {
-            Some(k) if allowed(k) => Some(k),
-            _ => {
-                let expected = if expected == "a strategy kind" {
-                    Kind::STRATEGIES.map(Kind::name).join(", ")
-                } else {
-                    expected.to_owned()
-                };
+        let kind = obj.string("kind", true, errors).and_then(|kind| {
+            let found = Kind::from_name(&kind).filter(|k| allowed.contains(k));
+            if found.is_none() {
+                let expected = allowed.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ");
                 errors.push(FieldError::new(obj.at("kind"), format!("must be one of {expected}, not {kind:?}")));
-                None
             }
+            found
         });
         Some(Self { name: name?, kind: kind? })
     }
