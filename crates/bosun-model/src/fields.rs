@@ -105,6 +105,10 @@ impl Obj {
                 errors.push(FieldError::new(self.at(field), format!("must be >= {min}")));
                 None
             }
+            None if value.is_u64() => {
+                errors.push(FieldError::new(self.at(field), format!("must be at most {}", i64::MAX)));
+                None
+            }
             None if value.is_number() => {
                 errors.push(FieldError::new(self.at(field), "must be a whole number"));
                 None

@@ -16,6 +16,25 @@
 //!
 //! `metadata.namespace` defaults to `default`; `metadata.labels.app` binds a rule to an application.
 //!
+//! # Choices
+//!
+//! - `apiVersion` may be left out; when given it must be the kind's (`traffic.opensergo.io/v1alpha1`
+//!   for a TrafficRouter). `kind` accepts the CLI's names too (`rls`, `ratelimitstrategies`), see
+//!   [`Kind::resolve`]; references inside a spec (`strategies[].kind`) take the exact kind name.
+//! - `metadata.resourceVersion` and `metadata.generation` (what `bosun get` shows) are accepted so
+//!   that its output can be applied again; names, namespaces and labels follow the store's rules.
+//! - Enums are exact: `metricType: RequestAmount`, `limitMode: Local|Global`,
+//!   `strategy: SlowRequestRatio|ErrorRequestRatio`. All of RateLimitStrategy's fields are required.
+//! - `threshold >= 0` (0 refuses everything), `statDurationSeconds >= 1`, `maxConcurrency >= 1`,
+//!   `minRequestAmount >= 1`; `minIntervalOfRequests`, `statDuration` and `recoveryTimeout` longer
+//!   than 0; `slowConditions` required with `SlowRequestRatio` and refused with `ErrorRequestRatio`.
+//! - A TrafficRouter route with several destinations needs a weight on each, adding up to 100; one
+//!   destination needs none. String matches take exactly one of `exact`, `prefix`, `regex`; regular
+//!   expressions are checked when translated (RE2 is Envoy's dialect, not Rust's).
+//! - A TrafficLane is `selector.app`, `rules.traffic.http[]` (matches as a TrafficRouter's) and
+//!   `lane.name`.
+//! - A `null` field counts as absent. Sizes are limited where documents come in, not here.
+//!
 //! # References between documents
 //!
 //! A FaultToleranceRule names its strategies (`spec.strategies[]{name, kind}`) and its fallback

@@ -176,6 +176,21 @@ spec: { threshold: 1.5, statDurationSeconds: '1', statDuration: 1s }
 }
 
 #[test]
+fn numbers_too_large_say_so() {
+    assert_eq!(
+        bad("
+kind: RateLimitStrategy
+metadata: { name: big }
+spec: { metricType: RequestAmount, limitMode: Local, threshold: 10000000000000000000, statDurationSeconds: 4294967296 }
+"),
+        [
+            "spec.threshold: must be at most 9223372036854775807",
+            "spec.statDurationSeconds: must be between 1 and 4294967295"
+        ]
+    );
+}
+
+#[test]
 fn throttling_strategy() {
     let doc = good(
         "
