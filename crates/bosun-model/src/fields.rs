@@ -16,6 +16,15 @@ pub(crate) fn join(path: &str, field: &str) -> String {
     if path.is_empty() { field.to_owned() } else { format!("{path}.{field}") }
 }
 
+/// Checks an HTTP header name (an RFC 9110 token).
+pub(crate) fn header_name(name: &str) -> Result<(), String> {
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not an HTTP header name"))
+    }
+}
+
 /// The JSON type's name, for "must be a string, not a number".
 fn type_name(value: &Json) -> &'static str {
     match value {
@@ -260,23 +269,32 @@ impl Obj {
         })
     }
 
-    /// A mapping whose values are mappings, each read by `read` (keys in order).
+    /// A mapping whose values are mappings, each read by `read`; keys failing `check_key` (which
+    /// says why) and values `read` refuses are left out.
     pub(crate) fn map_of<T>(
         &mut self,
         field: &'static str,
         errors: &mut Errors,
-        mut read: impl FnMut(&mut Obj, &mut Errors) -> T,
-    ) -> Option<BTreeMap<String, T>> {
-        let value = self.take(field, false, errors)?;
-        let obj = Obj::new(self.at(field), value, errors)?;
+        check_key: impl Fn(&str) -> Result<(), String>,
+        mut read: impl FnMut(&mut Obj, &mut Errors) -> Option<T>,
+    ) -> BTreeMap<String, T> {
         let mut out = BTreeMap::new();
+        let Some(value) = self.take(field, false, errors) else { return out };
+        let Some(obj) = Obj::new(self.at(field), value, errors) else { return out };
         for (key, value) in obj.map {
-            let Some(mut item) = Obj::new(join(&obj.path, &key), value, errors) else { continue };
+            let path = join(&obj.path, &key);
+            if let Err(reason) = check_key(&key) {
+                errors.push(FieldError::new(path, reason));
+                continue;
+            }
+            let Some(mut item) = Obj::new(path, value, errors) else { continue };
             let read = read(&mut item, errors);
             item.finish(errors);
-            out.insert(key, read);
+            if let Some(read) = read {
+                out.insert(key, read);
+            }
         }
-        Some(out)
+        out
     }
 
     /// Reports the fields that were not asked for.

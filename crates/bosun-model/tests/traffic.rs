@@ -80,7 +80,7 @@ spec:
   hosts: [ '', 3 ]
   http:
     - match:
-        - headers: { tag: { exact: v2, prefix: v } }
+        - headers: { tag: { exact: v2, prefix: v }, 'bad header': { exact: x } }
           uri: { suffix: /x }
           method: { exact: 1 }
       route:
@@ -106,6 +106,7 @@ spec:
         [
             "spec.hosts[0]: must not be empty",
             "spec.hosts[1]: must be a string, not a number",
+            "spec.http[0].match[0].headers.bad header: \"bad header\" is not an HTTP header name",
             "spec.http[0].match[0].headers.tag: must have only one of exact, prefix, regex",
             "spec.http[0].match[0].uri: needs one of exact, prefix, regex",
             "spec.http[0].match[0].uri.suffix: unknown field (expected exact, prefix, regex)",

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::traffic::AppSelector;
-use crate::fields::{Errors, Need, Obj};
+use crate::fields::{Errors, Need, Obj, header_name};
 use crate::{FieldError, Kind};
 
 /// Binds strategies (and a fallback action) to targets of an application.
@@ -130,10 +130,8 @@ impl HttpRequestFallbackAction {
             let headers = obj.objects("responseAdditionalHeaders", Need::Optional, errors, |obj, errors| {
                 let key = obj.string("key", true, errors);
                 let value = obj.string("value", false, errors);
-                if let Some(key) = &key
-                    && !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-                {
-                    errors.push(FieldError::new(obj.at("key"), format!("{key:?} is not an HTTP header name")));
+                if let Some(Err(reason)) = key.as_deref().map(header_name) {
+                    errors.push(FieldError::new(obj.at("key"), reason));
                     return None;
                 }
                 Some(Header { key: key?, value: value.unwrap_or_default() })

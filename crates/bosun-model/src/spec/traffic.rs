@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::FieldError;
-use crate::fields::{Errors, Need, Obj};
+use crate::fields::{Errors, Need, Obj, header_name};
 use crate::units::{serialize_duration, serialize_opt_duration};
 
 /// `selector: {app: NAME}`.
@@ -277,19 +277,9 @@ impl HttpMatch {
     pub(crate) fn read(obj: &mut Obj, errors: &mut Errors) -> Self {
         Self {
             name: obj.string("name", false, errors),
-            headers: obj
-                .map_of("headers", errors, StringMatch::read)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| Some((k, v?)))
-                .collect(),
+            headers: obj.map_of("headers", errors, header_name, StringMatch::read),
             uri: obj.object("uri", false, errors, StringMatch::read).flatten(),
-            query_params: obj
-                .map_of("queryParams", errors, StringMatch::read)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| Some((k, v?)))
-                .collect(),
+            query_params: obj.map_of("queryParams", errors, |_| Ok(()), StringMatch::read),
             method: obj.object("method", false, errors, StringMatch::read).flatten(),
         }
     }
