@@ -2,7 +2,7 @@
 
 mod common;
 
-use bosun_model::{Document, Kind};
+use bosun_model::{Document, Kind, Spec};
 use common::{bad, good, parse, round_trips};
 
 const RLS_SPEC: &str = "spec: { metricType: RequestAmount, limitMode: Local, threshold: 10, statDurationSeconds: 1 }";
@@ -107,4 +107,18 @@ fn invalid_is_an_error_and_deserialize_reports_every_problem() {
 fn null_fields_count_as_absent() {
     let doc = parse(&format!("kind: rls\nmetadata: {{ name: a, namespace: null, labels: null }}\n{RLS_SPEC}"));
     assert_eq!(doc.map(|d| d.metadata.namespace), Ok("default".to_owned()));
+}
+
+#[test]
+fn a_stored_spec_reads_back_alone() {
+    let doc = good(&format!("kind: rls\nmetadata: {{ name: a }}\n{RLS_SPEC}"));
+    let stored = serde_json::to_value(&doc.spec).expect("json");
+    assert_eq!(Spec::parse(Kind::RateLimitStrategy, stored), Ok(doc.spec));
+    let err =
+        Spec::parse(Kind::ThrottlingStrategy, serde_json::json!({"queueTimeout": "1s", "x": 1})).expect_err("bad");
+    let errors: Vec<_> = err.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        ["spec.minIntervalOfRequests: missing", "spec.x: unknown field (expected minIntervalOfRequests, queueTimeout)"]
+    );
 }

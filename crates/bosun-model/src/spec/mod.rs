@@ -17,8 +17,8 @@ pub use traffic::{
     PortSelector, Retries, Rewrite, RouteDestination, StringMatch, TrafficLane, TrafficRouter,
 };
 
-use crate::Kind;
 use crate::fields::{Errors, Obj};
+use crate::{Invalid, Kind};
 
 /// The `spec` of a document, one variant per [`Kind`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -63,6 +63,16 @@ impl Spec {
             Spec::FaultToleranceRule(rule) => rule.selector.as_ref().map(|s| s.app.as_str()),
             Spec::TrafficLane(lane) => Some(lane.selector.app.as_str()),
             _ => None,
+        }
+    }
+
+    /// Reads and checks the `spec` of a `kind` alone (as a store holds it, next to the key and
+    /// labels); errors are named `spec.…` as in a whole document.
+    pub fn parse(kind: Kind, value: Json) -> Result<Spec, Invalid> {
+        let mut errors = Errors::new();
+        match Spec::read(kind, value, &mut errors) {
+            Some(spec) if errors.is_empty() => Ok(spec),
+            _ => Err(Invalid { errors }),
         }
     }
 
