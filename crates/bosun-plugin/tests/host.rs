@@ -170,3 +170,56 @@ async fn supervisor_gives_up_after_max_restarts() {
     assert!(s.last_error.as_deref().unwrap_or_default().contains("boom"), "{s:?}");
     assert!(err.to_string().contains("Failed"), "{err}");
 }
+
+#[tokio::test]
+async fn supervisor_restarts_a_plugin_that_stops_answering_health() {
+    let mut c = config();
+    c.health_timeout = Duration::from_millis(200);
+    let policy = RestartPolicy {
+        initial_backoff: Duration::from_millis(50),
+        health_interval: Duration::from_millis(100),
+        health_failures: 2,
+        ..RestartPolicy::default()
+    };
+    let host = PluginHost::start(c, policy);
+    bounded(host.channel(Duration::from_secs(20))).await.unwrap();
+    let first = host.status().pid.unwrap();
+    // A stopped process keeps its socket open but answers nothing: a hung plugin.
+    // SAFETY: SIGSTOP to the plugin we started.
+    unsafe { libc::kill(first as libc::pid_t, libc::SIGSTOP) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = host.status();
+        if s.state == PluginState::Running && s.pid.is_some_and(|p| p != first) {
+            assert!(s.last_error.as_deref().unwrap_or_default().contains("not healthy"), "{s:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not restarted: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!alive(first), "the hung plugin was not killed");
+    let mut client = TransformClient::new(bounded(host.channel(Duration::from_secs(20))).await.unwrap());
+    bounded(client.configure(r#"{"max_threshold": 5}"#)).await.unwrap();
+    bounded(host.shutdown()).await;
+}
+
+#[tokio::test]
+async fn shutdown_kills_the_whole_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("child");
+    let mut c = config();
+    // The plugin leaves a child of its own behind; the process group kill takes it too.
+    c.path = script(&dir, &format!("sleep 30 &\necho $! > {}\nexec {PLUGIN}", pidfile.display()));
+    let plugin = bounded(Plugin::launch(&c)).await.unwrap();
+    let child: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(alive(child));
+    let pid = plugin.pid();
+    bounded(plugin.shutdown()).await;
+    assert!(!alive(pid));
+    // The orphaned `sleep` is reparented (to init or a subreaper) and reaped there; wait for it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(child) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!alive(child), "the plugin's child survived");
+}
