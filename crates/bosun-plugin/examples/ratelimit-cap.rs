@@ -10,6 +10,7 @@ use bosun_plugin::proto::bosun::transform_server::{Transform, TransformServer};
 use bosun_plugin::proto::bosun::{
     ConfigureRequest, ConfigureResponse, TransformRequest, TransformResponse, transform_response,
 };
+use bosun_plugin::sdk::Listen;
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
@@ -58,5 +59,7 @@ impl Transform for Cap {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let service = TransformServer::new(Cap { max: AtomicU64::new(100) });
-    bosun_plugin::sdk::serve(&HandshakeConfig::bosun(), tonic::service::Routes::new(service)).await
+    // `--tcp` listens on TCP instead of a unix socket (the tests use it).
+    let listen = if std::env::args().any(|a| a == "--tcp") { Listen::Tcp } else { Listen::Unix };
+    bosun_plugin::sdk::serve_on(&HandshakeConfig::bosun(), tonic::service::Routes::new(service), listen).await
 }

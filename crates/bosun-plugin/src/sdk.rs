@@ -8,12 +8,13 @@
 //! # }
 //! ```
 
+use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio_stream::wrappers::{UnixListenerStream, WatchStream};
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream, WatchStream};
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::service::Routes;
 use tonic::transport::Server;
@@ -31,12 +32,28 @@ const NOT_BY_HAND: &str = "This binary is a plugin. These are not meant to be ex
 Please execute the program that consumes these plugins, which will\n\
 load any plugins automatically";
 
-/// Serves the plugin until the host asks it to shut down (or SIGTERM/SIGINT), then exits
-/// the process. Never returns.
+/// Where the plugin listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Listen {
+    /// A unix socket in a fresh temporary directory (under `PLUGIN_UNIX_SOCKET_DIR` if set),
+    /// as go-plugin does on unix.
+    #[default]
+    Unix,
+    /// TCP on 127.0.0.1, on the first free port in `PLUGIN_MIN_PORT..=PLUGIN_MAX_PORT`.
+    Tcp,
+}
+
+/// Serves the plugin on a unix socket until the host asks it to shut down (or
+/// SIGTERM/SIGINT), then exits the process. Never returns.
 ///
 /// Without the magic cookie in the environment it prints a message on stderr and exits 1.
 pub async fn serve(handshake: &HandshakeConfig, routes: Routes) -> ! {
-    match run(handshake, routes).await {
+    serve_on(handshake, routes, Listen::Unix).await
+}
+
+/// [`serve`], listening where `listen` says.
+pub async fn serve_on(handshake: &HandshakeConfig, routes: Routes, listen: Listen) -> ! {
+    match run(handshake, routes, listen).await {
         Ok(()) => std::process::exit(0),
         Err(e) => {
             eprintln!("plugin error: {e}");
@@ -45,7 +62,9 @@ pub async fn serve(handshake: &HandshakeConfig, routes: Routes) -> ! {
     }
 }
 
-async fn run(handshake: &HandshakeConfig, routes: Routes) -> Result<(), Box<dyn std::error::Error>> {
+type ServeFuture = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+
+async fn run(handshake: &HandshakeConfig, routes: Routes, listen: Listen) -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var(&handshake.magic_cookie_key).ok().as_deref() != Some(handshake.magic_cookie_value.as_str()) {
         eprintln!("{NOT_BY_HAND}");
         std::process::exit(1);
@@ -57,10 +76,6 @@ async fn run(handshake: &HandshakeConfig, routes: Routes) -> Result<(), Box<dyn 
         tracing::warn!(version = handshake.protocol_version, "the host did not offer our protocol version");
     }
 
-    let dir = tempfile::Builder::new().prefix("plugin").tempdir()?;
-    let socket = dir.path().join("plugin.sock");
-    let listener = tokio::net::UnixListener::bind(&socket)?;
-
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status(HEALTH_SERVICE, ServingStatus::Serving).await;
     let (stop, stopped) = watch::channel(false);
@@ -70,7 +85,33 @@ async fn run(handshake: &HandshakeConfig, routes: Routes) -> Result<(), Box<dyn 
         .add_service(GrpcStdioServer::new(StdioService { stopped: stopped.clone() }))
         .add_service(GrpcBrokerServer::new(Broker { stopped: stopped.clone() }));
 
-    let line = format!("1|{}|unix|{}|grpc|\n", handshake.protocol_version, socket.display());
+    let mut on_stop = stopped.clone();
+    let on_stop = async move {
+        let _ = on_stop.wait_for(|s| *s).await;
+    };
+    let server = Server::builder().add_routes(routes);
+    // The socket directory lives as long as the server.
+    let mut _socket_dir = None;
+    let (network, address, server): (_, _, ServeFuture) = match listen {
+        Listen::Unix => {
+            let dir = match std::env::var_os("PLUGIN_UNIX_SOCKET_DIR") {
+                Some(parent) => tempfile::Builder::new().prefix("plugin").tempdir_in(parent)?,
+                None => tempfile::Builder::new().prefix("plugin").tempdir()?,
+            };
+            let socket = dir.path().join("plugin.sock");
+            let listener = tokio::net::UnixListener::bind(&socket)?;
+            _socket_dir = Some(dir);
+            let incoming = UnixListenerStream::new(listener);
+            ("unix", socket.display().to_string(), Box::pin(server.serve_with_incoming_shutdown(incoming, on_stop)))
+        }
+        Listen::Tcp => {
+            let listener = bind_tcp().await?;
+            let address = listener.local_addr()?.to_string();
+            let incoming = TcpListenerStream::new(listener);
+            ("tcp", address, Box::pin(server.serve_with_incoming_shutdown(incoming, on_stop)))
+        }
+    };
+    let line = format!("1|{}|{network}|{address}|grpc|\n", handshake.protocol_version);
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(line.as_bytes())?;
     stdout.flush()?;
@@ -86,14 +127,7 @@ async fn run(handshake: &HandshakeConfig, routes: Routes) -> Result<(), Box<dyn 
         }
         let _ = stop.send(true);
     });
-    let mut on_stop = stopped.clone();
     let mut on_stop_grace = stopped;
-    let server = Server::builder().add_routes(routes).serve_with_incoming_shutdown(
-        UnixListenerStream::new(listener),
-        async move {
-            let _ = on_stop.wait_for(|s| *s).await;
-        },
-    );
     // A graceful stop waits for calls in flight, but not forever.
     tokio::select! {
         r = server => r?,
@@ -102,8 +136,19 @@ async fn run(handshake: &HandshakeConfig, routes: Routes) -> Result<(), Box<dyn 
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => {}
     }
-    drop(dir);
     Ok(())
+}
+
+/// Binds 127.0.0.1 on the first free port of the host's range.
+async fn bind_tcp() -> std::io::Result<tokio::net::TcpListener> {
+    let port = |key: &str, default: u16| std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (min, max) = (port("PLUGIN_MIN_PORT", 10_000), port("PLUGIN_MAX_PORT", 25_000));
+    for p in min..=max {
+        if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", p)).await {
+            return Ok(l);
+        }
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("no free port in {min}..={max}")))
 }
 
 /// How long a stopping plugin waits for calls in flight.

@@ -223,3 +223,20 @@ async fn shutdown_kills_the_whole_process_group() {
     }
     assert!(!alive(child), "the plugin's child survived");
 }
+
+#[tokio::test]
+async fn tcp_plugin() {
+    let mut c = config();
+    c.args = vec!["--tcp".into()];
+    c.port_range = (23_000, 23_999);
+    let plugin = bounded(Plugin::launch(&c)).await.unwrap();
+    let bosun_plugin::Network::Tcp(addr) = &plugin.handshake().network else { panic!("{:?}", plugin.handshake()) };
+    let port: u16 = addr.strip_prefix("127.0.0.1:").unwrap().parse().unwrap();
+    assert!((23_000..=23_999).contains(&port), "{addr}");
+    bounded(plugin.health()).await.unwrap();
+    let mut client = TransformClient::new(plugin.channel());
+    let out =
+        bounded(client.transform("RateLimitStrategy", "ns", "a", br#"{"spec":{"threshold":1000}}"#)).await.unwrap();
+    assert_eq!(out, TransformOutcome::Changed(br#"{"spec":{"threshold":100}}"#.to_vec()));
+    bounded(plugin.shutdown()).await;
+}
