@@ -105,14 +105,21 @@ impl Plugin {
             .process_group(0)
             .kill_on_drop(false);
         #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+        {
+            let parent = std::process::id();
+            // SAFETY: prctl and getppid are async-signal-safe and touch no memory of the parent.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // The host died before the signal was armed.
+                    if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                        return Err(std::io::Error::other("the host exited"));
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child =
             cmd.spawn().map_err(|source| PluginError::Spawn { path: config.path.display().to_string(), source })?;
