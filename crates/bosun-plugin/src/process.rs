@@ -233,6 +233,9 @@ impl Plugin {
         kill_group(self.pid);
         let status = self.exited().await;
         tracing::info!(plugin = %self.name, pid = self.pid, %status, "plugin stopped");
+        if let Network::Unix(path) = &self.handshake.network {
+            remove_socket(std::path::Path::new(path));
+        }
         status
     }
 
@@ -276,6 +279,20 @@ impl Drop for KillGuard {
         if let Some(pid) = self.0 {
             kill_group(pid);
         }
+    }
+}
+
+/// Removes the unix socket a killed plugin could not clean up, and its directory if that is
+/// then empty. Only a socket is removed, whatever path the plugin printed.
+fn remove_socket(path: &std::path::Path) {
+    use std::os::unix::fs::FileTypeExt as _;
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if is_socket
+        && std::fs::remove_file(path).is_ok()
+        && let Some(dir) = path.parent()
+    {
+        // Fails, harmlessly, unless the directory is empty.
+        let _ = std::fs::remove_dir(dir);
     }
 }
 

@@ -65,6 +65,8 @@ pub struct PluginStatus {
     pub state: PluginState,
     /// The pid of the running process.
     pub pid: Option<u32>,
+    /// The address of the running process (a unix socket path or `host:port`).
+    pub address: Option<String>,
     /// How many times it was restarted.
     pub restarts: u32,
     /// The last error (a crash, a failed launch or health check).
@@ -107,6 +109,7 @@ impl PluginHost {
                 name: config.name.clone(),
                 state: PluginState::Starting,
                 pid: None,
+                address: None,
                 restarts: 0,
                 last_error: None,
                 last_health_ok: None,
@@ -200,11 +203,15 @@ async fn supervise(
                 shared.update(|s| {
                     s.state = PluginState::Running;
                     s.pid = Some(plugin.pid());
+                    s.address = Some(plugin.handshake().network.address().to_owned());
                 });
                 channel.send_replace(Some(plugin.channel()));
                 let ended = watch_plugin(&plugin, &policy, &shared).await;
                 channel.send_replace(None);
-                shared.update(|s| s.pid = None);
+                shared.update(|s| {
+                    s.pid = None;
+                    s.address = None;
+                });
                 match ended {
                     Ended::Stop => {
                         plugin.shutdown().await;

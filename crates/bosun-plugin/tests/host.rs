@@ -128,6 +128,8 @@ async fn supervisor_restarts_a_killed_plugin() {
     let status = host.status();
     assert_eq!(status.state, PluginState::Running);
     let first = status.pid.unwrap();
+    let first_socket = PathBuf::from(status.address.clone().unwrap());
+    assert!(first_socket.exists());
 
     // SAFETY: kill -9 of the plugin we started.
     unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) };
@@ -143,6 +145,7 @@ async fn supervisor_restarts_a_killed_plugin() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!alive(first));
+    assert!(!first_socket.exists(), "the killed plugin's socket was left behind");
     let mut client = TransformClient::new(bounded(host.channel(Duration::from_secs(20))).await.unwrap());
     bounded(client.configure(r#"{"max_threshold": 5}"#)).await.unwrap();
     let out = bounded(client.transform("RateLimitStrategy", "ns", "a", br#"{"spec":{"threshold":9}}"#)).await.unwrap();
