@@ -23,6 +23,7 @@ async fn helper_host() {
     }
     let config = LaunchConfig::new("ratelimit-cap", env!("CARGO_BIN_EXE_ratelimit-cap"));
     let plugin = Plugin::launch(&config).await.unwrap();
+    println!("PLUGIN_SOCKET={}", plugin.handshake().network.address());
     println!("PLUGIN_PID={}", plugin.pid());
     tokio::time::sleep(Duration::from_secs(60)).await;
 }
@@ -38,8 +39,13 @@ fn plugin_dies_with_its_host() {
         .unwrap();
     let stdout = host.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let socket = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let socket_seen = socket.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some((_, path)) = line.split_once("PLUGIN_SOCKET=") {
+                *socket_seen.lock().unwrap() = Some(std::path::PathBuf::from(path.trim()));
+            }
             // The harness may print `test helper_host ... ` on the same line.
             if let Some((_, pid)) = line.split_once("PLUGIN_PID=") {
                 let _ = tx.send(pid.trim().parse::<u32>().unwrap());
@@ -61,4 +67,9 @@ fn plugin_dies_with_its_host() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!alive(pid), "the plugin outlived its host");
+    // Nobody was left to remove the killed plugin's socket: the test does.
+    if let Some(path) = socket.lock().unwrap().take() {
+        let _ = std::fs::remove_file(&path);
+        let _ = path.parent().map(std::fs::remove_dir);
+    }
 }
