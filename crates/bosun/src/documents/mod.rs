@@ -17,9 +17,9 @@ mod kinds;
 
 use bosun_store::{Key, KeyValue, Labels, Revision, StoreError, Value};
 use bosun_xds::Resource;
-use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
+pub use bosun_model::FieldError;
 pub use kinds::EnvoyKind;
 
 use crate::resources;
@@ -28,25 +28,6 @@ use crate::resources;
 pub const DEFAULT_NAMESPACE: &str = "default";
 /// The `apiVersion` of Bosun's documents.
 pub const API_VERSION: &str = "bosun.io/v1alpha1";
-
-/// A problem with one field of a document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub reason: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
-    }
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.reason)
-    }
-}
 
 /// A validated document, ready to store.
 #[derive(Debug, Clone)]
