@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bosun_store::conformance::next_events;
-use bosun_store::{Expect, Key, Prefix, Store, StoreError, StoreExt, Value};
+use bosun_store::conformance::{cas_increment, next_events};
+use bosun_store::{Key, Prefix, Store, StoreError, StoreExt, Value};
 use bosun_store_postgres::{PostgresOptions, PostgresStore};
 use bosun_testkit::postgres::PostgresServer;
 
@@ -39,23 +39,7 @@ async fn two_replicas_see_each_other_and_never_lose_an_update() {
     let mut tasks = Vec::new();
     for store in [&a, &a, &b, &b] {
         let (store, counter) = (store.clone(), counter.clone());
-        tasks.push(tokio::spawn(async move {
-            let (mut done, mut attempts) = (0, 0);
-            while done < 25 {
-                attempts += 1;
-                assert!(attempts < 10_000, "CAS never succeeded");
-                let kv = store.get(&counter).await.unwrap().unwrap();
-                let n: u64 = std::str::from_utf8(&kv.value.data).unwrap().parse().unwrap();
-                match store
-                    .put_if(counter.clone(), Value::new((n + 1).to_string()), Expect::ModRevision(kv.mod_revision))
-                    .await
-                {
-                    Ok(_) => done += 1,
-                    Err(StoreError::Conflict { .. }) => {}
-                    Err(e) => panic!("{e}"),
-                }
-            }
-        }));
+        tasks.push(tokio::spawn(async move { cas_increment(&*store, &counter, 25).await }));
     }
     for task in tasks {
         task.await.unwrap();

@@ -206,24 +206,7 @@ pub async fn concurrent_cas_is_linearizable(h: &impl Harness) {
     let mut tasks = Vec::new();
     for _ in 0..writers {
         let (store, counter) = (store.clone(), counter.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut done = 0;
-            let mut attempts = 0;
-            while done < increments {
-                attempts += 1;
-                assert!(attempts < 10_000, "CAS never succeeded");
-                let kv = store.get(&counter).await.unwrap().unwrap();
-                let n: u64 = std::str::from_utf8(&kv.value.data).unwrap().parse().unwrap();
-                match store
-                    .put_if(counter.clone(), val(&(n + 1).to_string()), Expect::ModRevision(kv.mod_revision))
-                    .await
-                {
-                    Ok(_) => done += 1,
-                    Err(StoreError::Conflict { .. }) => {}
-                    Err(e) => panic!("{e}"),
-                }
-            }
-        }));
+        tasks.push(tokio::spawn(async move { cas_increment(&*store, &counter, increments).await }));
     }
     for t in tasks {
         t.await.unwrap();
@@ -231,6 +214,23 @@ pub async fn concurrent_cas_is_linearizable(h: &impl Harness) {
     let kv = store.get(&counter).await.unwrap().unwrap();
     assert_eq!(data(&kv), (writers * increments).to_string().as_bytes(), "no lost update");
     assert_eq!(kv.version, 1 + (writers * increments) as i64);
+}
+
+/// Increments the decimal counter at `key` `times` times by compare-and-swap, reading it again
+/// after every conflict: a writer for the tests that no update is lost between writers.
+pub async fn cas_increment<S: Store + ?Sized>(store: &S, key: &Key, times: usize) {
+    let (mut done, mut attempts) = (0, 0);
+    while done < times {
+        attempts += 1;
+        assert!(attempts < 10_000, "CAS never succeeded");
+        let kv = store.get(key).await.unwrap().expect("the counter exists");
+        let n: u64 = std::str::from_utf8(&kv.value.data).unwrap().parse().unwrap();
+        match store.put_if(key.clone(), val(&(n + 1).to_string()), Expect::ModRevision(kv.mod_revision)).await {
+            Ok(_) => done += 1,
+            Err(StoreError::Conflict { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
 
 pub async fn list_by_prefix_and_selector(h: &impl Harness) {
