@@ -24,7 +24,7 @@ use bosun_store::{Expect, Key, ListOptions, Op, Prefix, Selector, Store, StoreEr
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as JsonValue, json};
 
-use crate::documents::{self, Document, EnvoyKind, FieldError};
+use crate::documents::{self, DocKind, Document, FieldError};
 
 /// Bodies larger than this are refused (413).
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -129,15 +129,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn kinds() -> Json<JsonValue> {
-    let kinds: Vec<JsonValue> = EnvoyKind::known()
+    let kinds: Vec<JsonValue> = DocKind::known()
         .iter()
-        .map(|k| json!({"kind": k.name, "type": k.type_url(), "nameField": k.name_field()}))
+        .map(|kind| match kind {
+            DocKind::Envoy(k) => json!({
+                "kind": k.name, "apiVersion": kind.api_version(), "type": k.type_url(), "nameField": k.name_field(),
+            }),
+            DocKind::Governance(k) => json!({
+                "kind": k.name(), "apiVersion": kind.api_version(), "plural": k.plural(), "shortNames": k.aliases(),
+            }),
+        })
         .collect();
     Json(json!({ "kinds": kinds }))
 }
 
-fn kind(name: &str) -> Result<EnvoyKind, ApiError> {
-    EnvoyKind::resolve(name).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))
+fn kind(name: &str) -> Result<DocKind, ApiError> {
+    DocKind::resolve(name).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,7 +162,7 @@ async fn list_kind(
     Query(query): Query<ListQuery>,
 ) -> ApiResult {
     let kind = kind(&kind_name)?;
-    list(&state, Prefix::kind(&kind.name)?, query).await
+    list(&state, Prefix::kind(kind.name())?, query).await
 }
 
 async fn list_namespace(
@@ -164,7 +171,7 @@ async fn list_namespace(
     Query(query): Query<ListQuery>,
 ) -> ApiResult {
     let kind = kind(&kind_name)?;
-    let prefix = Prefix::namespace(&kind.name, &namespace)
+    let prefix = Prefix::namespace(kind.name(), &namespace)
         .map_err(|e| ApiError::invalid(e.to_string(), vec![documents::key_error(e)]))?;
     list(&state, prefix, query).await
 }
@@ -180,7 +187,7 @@ async fn list(state: &ApiState, prefix: Prefix, query: ListQuery) -> ApiResult {
 
 fn key_of(kind_name: &str, namespace: &str, name: &str) -> Result<Key, ApiError> {
     let kind = kind(kind_name)?;
-    Key::new(&kind.name, namespace, name).map_err(|e| ApiError::invalid(e.to_string(), vec![documents::key_error(e)]))
+    Key::new(kind.name(), namespace, name).map_err(|e| ApiError::invalid(e.to_string(), vec![documents::key_error(e)]))
 }
 
 async fn get_one(
@@ -209,9 +216,18 @@ async fn put_one(
         ));
     }
     let expect = doc.resource_version.map_or(Expect::Any, Expect::ModRevision);
+    let warnings = reference_warnings(state.store.as_ref(), &doc, &BTreeSet::new()).await?;
     state.store.put_if(doc.key.clone(), doc.value(), expect).await?;
     match state.store.get(&key).await? {
-        Some(kv) => Ok(Json(documents::render(&kv))),
+        Some(kv) => {
+            let mut rendered = documents::render(&kv);
+            if !warnings.is_empty()
+                && let Some(doc) = rendered.as_object_mut()
+            {
+                doc.insert("warnings".into(), json!(warnings));
+            }
+            Ok(Json(rendered))
+        }
         None => Err(ApiError::new(StatusCode::CONFLICT, format!("{key} was deleted right after the write"))),
     }
 }
@@ -247,6 +263,28 @@ struct ApplyBody {
 struct Applied {
     key: String,
     action: &'static str,
+    /// References to documents that exist neither in the store nor in this apply.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<FieldError>,
+}
+
+/// The warnings for `doc`: each reference to a document that is neither in `batch` nor stored.
+async fn reference_warnings(
+    store: &dyn Store,
+    doc: &Document,
+    batch: &BTreeSet<Key>,
+) -> Result<Vec<FieldError>, ApiError> {
+    let Some(model) = &doc.model else { return Ok(Vec::new()) };
+    let mut warnings = Vec::new();
+    for (field, to) in model.references() {
+        let key = Key::new(to.kind.name(), &to.namespace, &to.name)
+            .map_err(|e| ApiError::invalid(e.to_string(), vec![documents::key_error(e)]))?;
+        if !batch.contains(&key) && store.get(&key).await?.is_none() {
+            let missing = bosun_model::UnresolvedReference { from: model.object_ref(), field, to };
+            warnings.push(missing.warning());
+        }
+    }
+    Ok(warnings)
 }
 
 async fn apply(State(state): State<Arc<ApiState>>, body: Result<Json<ApplyBody>, JsonRejection>) -> ApiResult {
@@ -289,7 +327,8 @@ async fn apply(State(state): State<Arc<ApiState>>, body: Result<Json<ApplyBody>,
             Some(_) => "configured",
             None => "created",
         };
-        results.push(Applied { key: doc.key.to_string(), action });
+        let warnings = reference_warnings(state.store.as_ref(), &doc, &seen).await?;
+        results.push(Applied { key: doc.key.to_string(), action, warnings });
         if action == "unchanged" && doc.resource_version.is_none() {
             continue;
         }

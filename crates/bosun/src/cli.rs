@@ -32,7 +32,8 @@ pub struct ApplyArgs {
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
     /// The kind: Cluster, ClusterLoadAssignment (endpoints), Listener, RouteConfiguration
-    /// (routes), ..., in any case, or plural.
+    /// (routes), ..., RateLimitStrategy (rls), FaultToleranceRule (ftr), TrafficRouter (tr), ...,
+    /// in any case, or plural.
     pub kind: String,
     /// One document's name; without it, a list.
     pub name: Option<String>,
@@ -136,7 +137,13 @@ pub async fn apply(connection: &Connection, args: &ApplyArgs) -> anyhow::Result<
             anyhow::anyhow!(message)
         })?;
         for result in answer["results"].as_array().into_iter().flatten() {
-            writeln!(out, "{} {}", result["key"].as_str().unwrap_or("?"), result["action"].as_str().unwrap_or("?"))?;
+            let key = result["key"].as_str().unwrap_or("?");
+            writeln!(out, "{key} {}", result["action"].as_str().unwrap_or("?"))?;
+            for warning in result["warnings"].as_array().into_iter().flatten() {
+                let text = |v: &Json| v.as_str().unwrap_or_default().to_owned();
+                let (field, reason) = (text(&warning["field"]), text(&warning["reason"]));
+                eprintln!("warning: {key}: {field}: {reason}");
+            }
         }
     }
     Ok(())

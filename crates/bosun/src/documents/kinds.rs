@@ -74,6 +74,66 @@ impl EnvoyKind {
     }
 }
 
+/// A kind Bosun stores: an Envoy resource, or a governance kind of `bosun_model` (OpenSergo's).
+#[derive(Debug, Clone)]
+pub enum DocKind {
+    /// Served to Envoy as it is.
+    Envoy(EnvoyKind),
+    /// Validated by `bosun_model`, translated and served to OpenSergo SDKs.
+    Governance(bosun_model::Kind),
+}
+
+impl DocKind {
+    /// The kind named `name`, by any of its names (see [`EnvoyKind::resolve`] and
+    /// [`bosun_model::Kind::resolve`]).
+    pub fn resolve(name: &str) -> Result<Self, String> {
+        if let Ok(kind) = EnvoyKind::resolve(name) {
+            return Ok(Self::Envoy(kind));
+        }
+        match bosun_model::Kind::resolve(name) {
+            Some(kind) => Ok(Self::Governance(kind)),
+            None => Err(format!("unknown kind {name:?} (Bosun stores: {})", Self::known_names().join(", "))),
+        }
+    }
+
+    /// The kind of a stored key's kind.
+    pub fn of_store_kind(kind: &str) -> Option<Self> {
+        if let Some(envoy) = EnvoyKind::of_store_kind(kind) {
+            return Some(Self::Envoy(envoy));
+        }
+        bosun_model::Kind::ALL.into_iter().find(|k| k.name() == kind).map(Self::Governance)
+    }
+
+    /// Every kind.
+    pub fn known() -> Vec<Self> {
+        let envoy = EnvoyKind::known().into_iter().map(Self::Envoy);
+        envoy.chain(bosun_model::Kind::ALL.into_iter().map(Self::Governance)).collect()
+    }
+
+    /// Every kind's name.
+    pub fn known_names() -> Vec<&'static str> {
+        let mut names = EnvoyKind::known_names();
+        names.extend(bosun_model::Kind::ALL.map(bosun_model::Kind::name));
+        names
+    }
+
+    /// The kind in store keys and documents.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Envoy(kind) => &kind.name,
+            Self::Governance(kind) => kind.name(),
+        }
+    }
+
+    /// The `apiVersion` its documents carry.
+    pub fn api_version(&self) -> String {
+        match self {
+            Self::Envoy(_) => super::API_VERSION.to_owned(),
+            Self::Governance(kind) => kind.api_version(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +155,24 @@ mod tests {
         assert!(err.contains("unknown kind \"widgets\"") && err.contains("Cluster"), "{err}");
         assert!(EnvoyKind::of_store_kind("RateLimitStrategy").is_none());
         assert_eq!(EnvoyKind::known().len(), KNOWN.len(), "every known kind resolves");
+    }
+
+    #[test]
+    fn envoy_and_governance_names_do_not_collide() {
+        for kind in bosun_model::Kind::ALL {
+            for name in [kind.name(), kind.plural()].into_iter().chain(kind.aliases().iter().copied()) {
+                assert!(EnvoyKind::resolve(name).is_err(), "{name} names an Envoy kind too");
+                assert!(matches!(DocKind::resolve(name), Ok(DocKind::Governance(k)) if k == kind), "{name}");
+            }
+        }
+        for (kind, _, aliases) in KNOWN {
+            for name in std::iter::once(kind).chain(aliases.iter()) {
+                assert!(bosun_model::Kind::resolve(name).is_none(), "{name} names a governance kind too");
+            }
+        }
+        assert_eq!(DocKind::of_store_kind("RateLimitStrategy").unwrap().name(), "RateLimitStrategy");
+        assert_eq!(DocKind::of_store_kind("Cluster").unwrap().api_version(), "bosun.io/v1alpha1");
+        let err = DocKind::resolve("widgets").unwrap_err();
+        assert!(err.contains("Cluster") && err.contains("TrafficRouter"), "{err}");
     }
 }

@@ -105,3 +105,48 @@ fn every_error_is_reported_with_its_field() {
     assert_eq!(raw_unknown[0].field, "@type");
     assert_eq!(Document::parse(json!([1])).unwrap_err()[0].field, "document");
 }
+
+fn rate_limit() -> Json {
+    json!({
+        "apiVersion": "fault-tolerance.opensergo.io/v1alpha1",
+        "kind": "RateLimitStrategy",
+        "metadata": {"name": "rl", "namespace": "shop", "labels": {"app": "cart"}},
+        "spec": {"metricType": "RequestAmount", "limitMode": "Local", "threshold": 5, "statDurationSeconds": 1},
+    })
+}
+
+#[test]
+fn governance_documents_are_stored_and_read_back_typed() {
+    let doc = Document::parse(rate_limit()).unwrap();
+    assert_eq!(doc.key.as_str(), "RateLimitStrategy/shop/rl");
+    assert_eq!(doc.labels.get("app").map(String::as_str), Some("cart"));
+    assert_eq!(doc.spec["threshold"], 5);
+    assert!(doc.model.is_some());
+
+    let kv = KeyValue { key: doc.key.clone(), value: doc.value(), create_revision: 3, mod_revision: 4, version: 1 };
+    let rendered = render(&kv);
+    assert_eq!(rendered["apiVersion"], "fault-tolerance.opensergo.io/v1alpha1");
+    assert_eq!(rendered["kind"], "RateLimitStrategy");
+    let typed = model_of(&kv).unwrap().unwrap();
+    assert_eq!(Some(typed), doc.model, "what is stored reads back as what was written");
+    assert!(resource_of(&kv).is_none(), "a governance kind is not an Envoy resource");
+
+    // `bosun get -o yaml` output applies back unchanged.
+    let again = Document::parse(rendered).unwrap();
+    assert_eq!(again.spec, doc.spec);
+    assert_eq!(again.resource_version, Some(4));
+}
+
+#[test]
+fn governance_errors_name_every_field() {
+    let mut bad = rate_limit();
+    bad["spec"]["threshold"] = json!(-1);
+    bad["spec"]["limitMode"] = json!("Cluster");
+    let errors = Document::parse(bad).unwrap_err();
+    let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["spec.limitMode", "spec.threshold"], "{errors:?}");
+
+    let mut envoy_alias = rate_limit();
+    envoy_alias["kind"] = json!("rls");
+    assert_eq!(Document::parse(envoy_alias).unwrap().key.kind(), "RateLimitStrategy");
+}
