@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as JsonValue, json};
 
 use crate::documents::{self, DocKind, Document, FieldError};
+use crate::plugins::{Plugins, TransformError};
 
 /// Bodies larger than this are refused (413).
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -36,12 +37,15 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     /// The bearer token writes need, if one is configured.
     pub token: Option<String>,
+    /// Transform plugins see every document before it is written.
+    pub plugins: Plugins,
 }
 
 /// The `/api/v1` routes.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/v1/kinds", get(kinds))
+        .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/apply", post(apply))
         .route("/api/v1/resources/{kind}", get(list_kind))
         .route("/api/v1/resources/{kind}/{namespace}", get(list_namespace))
@@ -143,6 +147,18 @@ async fn kinds() -> Json<JsonValue> {
     Json(json!({ "kinds": kinds }))
 }
 
+async fn plugins(State(state): State<Arc<ApiState>>) -> Json<JsonValue> {
+    Json(json!({ "plugins": state.plugins.list() }))
+}
+
+/// Passes a validated document through the transform plugins.
+async fn transform(state: &ApiState, doc: Document) -> Result<Document, ApiError> {
+    state.plugins.transform(doc).await.map_err(|e| match e {
+        TransformError::Rejected(details) => ApiError::invalid("refused by a transform plugin", details),
+        TransformError::Unavailable(message) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+    })
+}
+
 fn kind(name: &str) -> Result<DocKind, ApiError> {
     DocKind::resolve(name).map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))
 }
@@ -209,6 +225,7 @@ async fn put_one(
     let Json(body) = body?;
     let key = key_of(&kind, &namespace, &name)?;
     let doc = Document::parse(body).map_err(|details| ApiError::invalid("invalid document", details))?;
+    let doc = transform(&state, doc).await?;
     if doc.key != key {
         return Err(ApiError::invalid(
             "the document is not the one the path names",
@@ -317,6 +334,20 @@ async fn apply(State(state): State<Arc<ApiState>>, body: Result<Json<ApplyBody>,
     if !details.is_empty() {
         return Err(ApiError::invalid(format!("{} problems; nothing was applied", details.len()), details));
     }
+    let mut transformed = Vec::with_capacity(docs.len());
+    for (i, doc) in docs.into_iter().enumerate() {
+        match transform(&state, doc).await {
+            Ok(doc) => transformed.push(doc),
+            Err(mut e) => {
+                // Name the document, as validation errors do.
+                for d in &mut e.details {
+                    d.field = format!("documents[{i}].{}", d.field);
+                }
+                return Err(e);
+            }
+        }
+    }
+    let docs = transformed;
     let mut ops = Vec::new();
     let mut results = Vec::new();
     for doc in docs {

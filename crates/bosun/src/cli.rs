@@ -260,7 +260,12 @@ fn table(items: &[Json]) -> String {
             labels,
         ]);
     }
-    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    aligned(rows)
+}
+
+/// Rows as columns aligned on the widest cell.
+fn aligned<const N: usize>(rows: Vec<[String; N]>) -> String {
+    let widths: Vec<usize> = (0..N).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
         let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:w$}")).collect();
@@ -277,5 +282,54 @@ pub async fn delete(connection: &Connection, args: &DeleteArgs) -> anyhow::Resul
         format!("/api/v1/resources/{}/{}/{}", segment(&args.kind), segment(&args.namespace), segment(&args.name));
     let answer = client.send(reqwest::Method::DELETE, &path, None).await?;
     println!("{} deleted", answer["deleted"].as_str().unwrap_or("?"));
+    Ok(())
+}
+
+/// `bosun plugins`.
+#[derive(Debug, clap::Args)]
+pub struct PluginsArgs {
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+/// `bosun plugins`: the plugins `bosun serve` runs, with their state.
+pub async fn plugins(connection: &Connection, args: &PluginsArgs) -> anyhow::Result<()> {
+    let client = Client::new(connection)?;
+    let answer = client.send(reqwest::Method::GET, "/api/v1/plugins", None).await?;
+    let items = answer["plugins"].as_array().cloned().unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?,
+        Output::Yaml => write!(out, "{}", serde_yaml::to_string(&answer)?)?,
+        Output::Table => {
+            let text = |v: &Json| match v {
+                Json::Null => "-".to_owned(),
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let mut rows = vec![
+                ["NAME", "VERSION", "KIND", "STATE", "PID", "RESTARTS", "HEALTHY", "LAST ERROR"].map(String::from),
+            ];
+            for p in &items {
+                let healthy = match p["lastHealthCheckSecondsAgo"].as_u64() {
+                    Some(s) => format!("{s}s ago"),
+                    None => "-".to_owned(),
+                };
+                let error = text(&p["lastError"]).lines().next().unwrap_or_default().to_owned();
+                rows.push([
+                    text(&p["name"]),
+                    text(&p["version"]),
+                    text(&p["kind"]),
+                    text(&p["state"]),
+                    text(&p["pid"]),
+                    text(&p["restarts"]),
+                    healthy,
+                    error,
+                ]);
+            }
+            write!(out, "{}", aligned(rows))?;
+        }
+    }
     Ok(())
 }

@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// Log format: `text` or `json` [default: text].
     #[arg(long)]
     pub log_format: Option<LogFormat>,
+    /// A directory of plugins, named `<name>-<kind>` (kind: transform, stream or storage): each
+    /// executable (or source directory) in it is loaded, besides the `[[plugin]]`s of the file.
+    #[arg(long, env = "BOSUN_PLUGIN_DIR", value_name = "DIR")]
+    pub plugin_dir: Option<PathBuf>,
 }
 
 /// How logs are written.
@@ -60,6 +64,129 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     admin_token_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    plugin_dir: Option<PathBuf>,
+    #[serde(default, rename = "plugin")]
+    plugins: Vec<PluginSpec>,
+}
+
+/// What a plugin does, and so where Bosun calls it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// Called with each document written, after validation: returns it changed, unchanged or
+    /// rejected.
+    Transform,
+    /// Receives store events of the kinds it subscribes to and writes documents back.
+    Stream,
+    /// A store backend (`--store plugin:NAME`).
+    Storage,
+}
+
+impl PluginKind {
+    const ALL: [PluginKind; 3] = [PluginKind::Transform, PluginKind::Stream, PluginKind::Storage];
+
+    /// `transform`, `stream`, `storage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transform => "transform",
+            Self::Stream => "stream",
+            Self::Storage => "storage",
+        }
+    }
+}
+
+/// A plugin, from a `[[plugin]]` table of `bosun.toml` or found in the plugin directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSpec {
+    /// `name` or `name@version`.
+    pub name: String,
+    /// The executable, or a source directory (a Cargo project or a Go package) built first.
+    pub path: PathBuf,
+    /// What it does.
+    pub kind: PluginKind,
+    /// Sent to the plugin (as JSON) in its `Configure` call before it is used.
+    #[serde(default = "empty_table")]
+    pub config: toml::Table,
+    /// For transform plugins: the document kinds it is called for (any of their names)
+    /// [default: every governance kind].
+    #[serde(default)]
+    pub kinds: Vec<String>,
+}
+
+fn empty_table() -> toml::Table {
+    toml::Table::new()
+}
+
+impl PluginSpec {
+    /// The plugins of `dir`: entries named `<name>-<kind>`; others are skipped with a warning.
+    pub fn discover(dir: &Path) -> anyhow::Result<Vec<PluginSpec>> {
+        let entries = std::fs::read_dir(dir).with_context(|| format!("plugin directory {}", dir.display()))?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("plugin directory {}", dir.display()))?;
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else { continue };
+            if file_name.starts_with('.') {
+                continue;
+            }
+            let kind = file_name
+                .rsplit_once('-')
+                .and_then(|(name, kind)| PluginKind::ALL.into_iter().find(|k| k.as_str() == kind).map(|k| (name, k)));
+            match kind {
+                Some((name, kind)) if !name.is_empty() => found.push(PluginSpec {
+                    name: name.to_owned(),
+                    path: entry.path(),
+                    kind,
+                    config: toml::Table::new(),
+                    kinds: Vec::new(),
+                }),
+                _ => tracing::warn!(
+                    path = %entry.path().display(),
+                    "not a plugin: names in the plugin directory are <name>-<transform|stream|storage>"
+                ),
+            }
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
+
+    /// The plugin's `config` as JSON.
+    pub fn config_json(&self) -> String {
+        serde_json::to_string(&self.config).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+/// Checks the plugins' names: each valid (`name` or `name@version`) and unique.
+fn check_plugins(plugins: &[PluginSpec]) -> anyhow::Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, p) in plugins.iter().enumerate() {
+        let (name, version) = p.name.split_once('@').unwrap_or((&p.name, ""));
+        let valid_name = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && name.len() <= 63
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        anyhow::ensure!(
+            valid_name,
+            "plugin[{i}].name {:?}: must be lowercase letters, digits and '-', at most 63, optionally @VERSION",
+            p.name
+        );
+        anyhow::ensure!(
+            !p.name.contains('@')
+                || (!version.is_empty() && version.chars().all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c))),
+            "plugin[{i}].name {:?}: the version after '@' must be like 1.2.0",
+            p.name
+        );
+        anyhow::ensure!(
+            seen.insert(name.to_owned()),
+            "plugin[{i}].name {:?}: a plugin {name:?} is declared twice",
+            p.name
+        );
+        anyhow::ensure!(
+            p.kinds.is_empty() || p.kind == PluginKind::Transform,
+            "plugin[{i}].kinds: only transform plugins take kinds"
+        );
+    }
+    Ok(())
 }
 
 /// The effective configuration of `bosun serve`.
@@ -72,6 +199,8 @@ pub struct ServeConfig {
     /// The admin API's bearer token for writes, read from --admin-token-file.
     pub admin_token: Option<String>,
     pub log_format: LogFormat,
+    /// The plugins: the file's `[[plugin]]`s, then those of the plugin directory with other names.
+    pub plugins: Vec<PluginSpec>,
 }
 
 /// Which store `bosun serve` uses.
@@ -141,6 +270,22 @@ impl ServeConfig {
             StoreConfig::parse(args.store.as_deref().or(file.store.as_deref()).unwrap_or("embedded"), data_dir)?;
         let token_file = args.admin_token_file.clone().or_else(|| relative_to_file(file.admin_token_file));
         let admin_token = token_file.map(|path| read_token(&path)).transpose()?;
+        let mut plugins: Vec<PluginSpec> = file
+            .plugins
+            .into_iter()
+            .map(|mut p| {
+                if let Some(path) = relative_to_file(Some(p.path.clone())) {
+                    p.path = path;
+                }
+                p
+            })
+            .collect();
+        if let Some(dir) = args.plugin_dir.clone().or_else(|| relative_to_file(file.plugin_dir)) {
+            let base = |name: &str| name.split('@').next().unwrap_or_default().to_owned();
+            let declared: std::collections::BTreeSet<String> = plugins.iter().map(|p| base(&p.name)).collect();
+            plugins.extend(PluginSpec::discover(&dir)?.into_iter().filter(|p| !declared.contains(&base(&p.name))));
+        }
+        check_plugins(&plugins)?;
         Ok(Self {
             xds_addr: args.xds_addr.or(file.xds_addr).unwrap_or_else(|| DEFAULT_XDS_ADDR.into()),
             admin_addr: args.admin_addr.or(file.admin_addr).unwrap_or_else(|| DEFAULT_ADMIN_ADDR.into()),
@@ -148,6 +293,7 @@ impl ServeConfig {
             store,
             admin_token,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            plugins,
         })
     }
 }

@@ -6,11 +6,13 @@ mod cli;
 mod config;
 mod directory;
 mod documents;
+mod plugins;
 mod resources;
 mod serve;
 mod source;
 mod status;
 mod store;
+mod template;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +42,16 @@ enum Command {
         #[command(flatten)]
         connection: cli::Connection,
     },
+    /// List the plugins `bosun serve` runs, with their state.
+    Plugins {
+        #[command(flatten)]
+        args: cli::PluginsArgs,
+        #[command(flatten)]
+        connection: cli::Connection,
+    },
+    /// Plugin projects.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Delete a document.
     Delete {
         #[command(flatten)]
@@ -47,6 +59,12 @@ enum Command {
         #[command(flatten)]
         connection: cli::Connection,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Write a ready-to-build plugin project.
+    New(template::NewArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,6 +82,8 @@ fn main() -> anyhow::Result<()> {
             Command::Apply { args, connection } => cli::apply(connection, args).await,
             Command::Get { args, connection } => cli::get(connection, args).await,
             Command::Delete { args, connection } => cli::delete(connection, args).await,
+            Command::Plugins { args, connection } => cli::plugins(connection, args).await,
+            Command::Plugin(PluginCommand::New(args)) => template::new(args),
         }
     })
 }

@@ -13,6 +13,7 @@ use crate::admin::{self, AdminState};
 use crate::api::ApiState;
 use crate::config::ServeConfig;
 use crate::directory::{self, DirectoryWriter};
+use crate::plugins::Plugins;
 use crate::source::{self, SnapshotSource};
 use crate::status::XdsStatus;
 
@@ -24,6 +25,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let plugins = Plugins::start(&config.plugins)?;
     let store = crate::store::open(&config.store).await?;
     tracing::info!(backend = store.backend(), "store open");
     let mut registry = Registry::default();
@@ -75,7 +77,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             wait_for(shutdown_rx.clone()),
         );
 
-    let api = Arc::new(ApiState { store: store.clone(), token: config.admin_token.clone() });
+    let api = Arc::new(ApiState { store: store.clone(), token: config.admin_token.clone(), plugins: plugins.clone() });
     let admin_state = Arc::new(AdminState { registry, xds: xds_status, source, store: store.clone(), directory, api });
     let admin = axum::serve(admin_listener, admin::router(admin_state)).with_graceful_shutdown(wait_for(shutdown_rx));
 
@@ -98,6 +100,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         task.abort();
     }
     store.close().await;
+    plugins.shutdown().await;
     Ok(())
 }
 

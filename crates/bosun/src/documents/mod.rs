@@ -173,6 +173,28 @@ impl Document {
         })
     }
 
+    /// The document in the Kubernetes shape (what transform plugins are given).
+    pub fn to_json(&self) -> Json {
+        if let Some(model) = &self.model {
+            return model.to_json();
+        }
+        let mut metadata = Map::new();
+        metadata.insert("name".into(), self.key.name().into());
+        metadata.insert("namespace".into(), self.key.namespace().into());
+        if !self.labels.is_empty() {
+            metadata.insert("labels".into(), serde_json::to_value(&self.labels).unwrap_or_default());
+        }
+        if let Some(r) = self.resource_version {
+            metadata.insert("resourceVersion".into(), r.to_string().into());
+        }
+        let mut doc = Map::new();
+        doc.insert("apiVersion".into(), API_VERSION.into());
+        doc.insert("kind".into(), self.key.kind().into());
+        doc.insert("metadata".into(), Json::Object(metadata));
+        doc.insert("spec".into(), self.spec.clone());
+        Json::Object(doc)
+    }
+
     /// What the store holds for this document.
     pub fn value(&self) -> Value {
         // Serializing a JSON value cannot fail.

@@ -1,0 +1,126 @@
+//! `bosun plugin new NAME --kind KIND [--lang rust|go]`: writes a plugin project that builds and
+//! runs as it is, to start a plugin from.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::config::PluginKind;
+
+/// The language of a new plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Go,
+}
+
+/// `bosun plugin new`.
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// The plugin's name: lowercase letters, digits and '-'.
+    pub name: String,
+    /// What the plugin does.
+    #[arg(long, value_enum)]
+    pub kind: Kind,
+    /// Its language.
+    #[arg(long, value_enum, default_value = "rust")]
+    pub lang: Lang,
+    /// Where to write it [default: ./NAME]; must not exist or be empty.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Rust: the `bosun-plugin` crate (the SDK) to build against [default: the one in the
+    /// source tree this bosun was built from, if it is still there].
+    #[arg(long, value_name = "PATH")]
+    pub sdk: Option<PathBuf>,
+}
+
+/// `--kind`, as clap reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Transform,
+    Stream,
+    Storage,
+}
+
+impl From<Kind> for PluginKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Transform => PluginKind::Transform,
+            Kind::Stream => PluginKind::Stream,
+            Kind::Storage => PluginKind::Storage,
+        }
+    }
+}
+
+/// The SDK next to this crate's sources, where `cargo build` of the workspace found it.
+const BUILT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../bosun-plugin");
+
+/// The files of each template: (path, contents with `{{name}}`, `{{kind}}`, `{{sdk}}`).
+fn files(lang: Lang, kind: PluginKind) -> Option<Vec<(&'static str, &'static str)>> {
+    match (lang, kind) {
+        (Lang::Rust, PluginKind::Transform) => Some(vec![
+            ("Cargo.toml", include_str!("template/rust_Cargo.toml")),
+            ("src/main.rs", include_str!("template/rust_transform_main.rs")),
+        ]),
+        _ => None,
+    }
+}
+
+/// Writes the project and says how to use it.
+pub fn new(args: &NewArgs) -> anyhow::Result<()> {
+    let name = &args.name;
+    anyhow::ensure!(
+        name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.len() <= 63
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+        "NAME {name:?}: must start with a letter and be lowercase letters, digits and '-' (at most 63)"
+    );
+    let kind = PluginKind::from(args.kind);
+    let Some(files) = files(args.lang, kind) else {
+        anyhow::bail!("--lang {:?} --kind {}: no template for this pair", args.lang, kind.as_str())
+    };
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(name));
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))?;
+        anyhow::ensure!(entries.next().is_none(), "{}: exists and is not empty", dir.display());
+    }
+    let sdk = match args.lang {
+        Lang::Rust => sdk_dependency(args.sdk.as_deref())?,
+        Lang::Go => String::new(),
+    };
+    for (path, text) in files {
+        let text = text.replace("{{name}}", name).replace("{{kind}}", kind.as_str()).replace("{{sdk}}", &sdk);
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("{}", path.display()))?;
+    }
+    let build = match args.lang {
+        Lang::Rust => format!("cargo build --release --manifest-path {}/Cargo.toml", dir.display()),
+        Lang::Go => format!("(cd {} && go build)", dir.display()),
+    };
+    println!("wrote {} plugin {name:?} in {}", kind.as_str(), dir.display());
+    println!("build it:   {build}");
+    println!("declare it in bosun.toml (a source directory is built by bosun serve itself):");
+    println!("  [[plugin]]\n  name = \"{name}\"\n  kind = \"{}\"\n  path = \"{}\"", kind.as_str(), dir.display());
+    Ok(())
+}
+
+/// The `bosun-plugin = ...` dependency line.
+fn sdk_dependency(given: Option<&Path>) -> anyhow::Result<String> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => PathBuf::from(BUILT_SDK),
+    };
+    let path = std::fs::canonicalize(&path).with_context(|| {
+        format!("the Rust SDK (the bosun-plugin crate) is not at {}: give its path with --sdk", path.display())
+    })?;
+    anyhow::ensure!(
+        path.join("Cargo.toml").is_file(),
+        "--sdk {}: not a crate (no Cargo.toml); give the path of Bosun's crates/bosun-plugin",
+        path.display()
+    );
+    let path = path.display().to_string();
+    Ok(format!("{{ path = {} }}", toml::Value::String(path)))
+}
