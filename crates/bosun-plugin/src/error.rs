@@ -69,6 +69,17 @@ pub enum PluginError {
     /// The plugin answered something the host cannot use.
     #[error("invalid answer from the plugin: {0}")]
     InvalidAnswer(String),
+    /// Building a plugin from source failed.
+    #[error("cannot build the plugin in {dir}: {message}")]
+    Build {
+        /// The source directory.
+        dir: String,
+        /// What went wrong, with the compiler's output.
+        message: String,
+    },
+    /// The plugin started but refused to be prepared (for example its configuration).
+    #[error("the plugin refused to start: {0}")]
+    Prepare(String),
     /// An I/O error talking to the plugin process.
     #[error("plugin I/O: {0}")]
     Io(#[from] std::io::Error),

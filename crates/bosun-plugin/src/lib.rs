@@ -11,6 +11,7 @@ mod handshake;
 mod logs;
 mod process;
 pub mod sdk;
+mod source;
 mod supervisor;
 mod transform;
 
@@ -18,7 +19,8 @@ pub use error::{PluginError, Result};
 pub use handshake::{Handshake, Network, parse_handshake};
 pub use logs::{LogLevel, LogLine, parse_log_line};
 pub use process::{LaunchConfig, Plugin};
-pub use supervisor::{PluginHost, PluginState, PluginStatus, RestartPolicy};
+pub use source::{SourceBuild, SourceKind};
+pub use supervisor::{Executable, HostOptions, OnStart, PluginHost, PluginState, PluginStatus, RestartPolicy};
 pub use transform::{TransformClient, TransformOutcome};
 
 /// The generated protobuf and tonic code.

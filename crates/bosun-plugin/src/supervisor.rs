@@ -1,8 +1,13 @@
-//! Keeps a plugin running: launches it, health-checks it, restarts it with exponential
-//! backoff when it dies or fails its health checks, and stops it on request.
+//! Keeps a plugin running: launches it (building it first when it is given as source),
+//! prepares it (say, sends its configuration) before any call reaches it, health-checks it,
+//! restarts it with exponential backoff when it dies or fails its health checks, reloads it
+//! when its binary or source changes on disk, and stops it on request.
 
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -10,6 +15,7 @@ use tonic::transport::Channel;
 
 use crate::error::{PluginError, Result};
 use crate::process::{LaunchConfig, Plugin};
+use crate::source::SourceBuild;
 
 /// When and how often a plugin is restarted.
 #[derive(Debug, Clone)]
@@ -41,10 +47,65 @@ impl Default for RestartPolicy {
     }
 }
 
+/// Prepares a freshly launched process before it is handed to callers (for example its
+/// `Configure` call). An error keeps the process from being used; the text is reported.
+pub type OnStart = Arc<dyn Fn(Channel) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// Where the plugin's binary comes from.
+#[derive(Debug, Clone)]
+pub enum Executable {
+    /// A binary on disk ([`LaunchConfig::path`]).
+    Binary,
+    /// A source directory, built before each launch whose source changed.
+    Source(SourceBuild),
+}
+
+/// How [`PluginHost`] runs a plugin besides its [`RestartPolicy`].
+#[derive(Clone)]
+pub struct HostOptions {
+    /// Restarts and health checks.
+    pub policy: RestartPolicy,
+    /// The binary, or a source to build.
+    pub executable: Executable,
+    /// Run on each new process before it is used.
+    pub on_start: Option<OnStart>,
+    /// How often the binary (or source) is checked for a change; `None`: never reloaded.
+    /// A change is acted on once it has held for one interval (a file being copied in
+    /// is not launched half-written).
+    pub reload_interval: Option<Duration>,
+    /// After a reload, how long the previous process keeps serving calls that started
+    /// before the switch, before it is asked to shut down.
+    pub drain: Duration,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        Self {
+            policy: RestartPolicy::default(),
+            executable: Executable::Binary,
+            on_start: None,
+            reload_interval: Some(Duration::from_secs(2)),
+            drain: Duration::from_secs(2),
+        }
+    }
+}
+
+impl std::fmt::Debug for HostOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostOptions")
+            .field("policy", &self.policy)
+            .field("executable", &self.executable)
+            .field("on_start", &self.on_start.is_some())
+            .field("reload_interval", &self.reload_interval)
+            .field("drain", &self.drain)
+            .finish()
+    }
+}
+
 /// The state of a supervised plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PluginState {
-    /// Being launched.
+    /// Being built or launched.
     Starting,
     /// Running and connected.
     Running,
@@ -67,9 +128,13 @@ pub struct PluginStatus {
     pub pid: Option<u32>,
     /// The address of the running process (a unix socket path or `host:port`).
     pub address: Option<String>,
+    /// The binary the running process was started from (the build, for a source plugin).
+    pub binary: Option<PathBuf>,
     /// How many times it was restarted.
     pub restarts: u32,
-    /// The last error (a crash, a failed launch or health check).
+    /// How many times a changed binary or source replaced the running process.
+    pub reloads: u32,
+    /// The last error (a crash, a failed launch, build, reload or health check).
     pub last_error: Option<String>,
     /// When its health was last checked successfully.
     pub last_health_ok: Option<Instant>,
@@ -85,6 +150,10 @@ impl Shared {
         if let Ok(mut s) = self.status.lock() {
             f(&mut s);
         }
+    }
+
+    fn name(&self) -> String {
+        self.status.lock().map(|s| s.name.clone()).unwrap_or_default()
     }
 }
 
@@ -102,22 +171,30 @@ impl std::fmt::Debug for PluginHost {
 }
 
 impl PluginHost {
-    /// Starts supervising the plugin; it is launched in the background.
+    /// Starts supervising the binary of `config`, with `policy` and no reload.
     pub fn start(config: LaunchConfig, policy: RestartPolicy) -> Self {
+        Self::start_with(config, HostOptions { policy, reload_interval: None, ..HostOptions::default() })
+    }
+
+    /// Starts supervising the plugin as `options` say; it is launched in the background.
+    pub fn start_with(config: LaunchConfig, options: HostOptions) -> Self {
         let shared = Arc::new(Shared {
             status: Mutex::new(PluginStatus {
                 name: config.name.clone(),
                 state: PluginState::Starting,
                 pid: None,
                 address: None,
+                binary: None,
                 restarts: 0,
+                reloads: 0,
                 last_error: None,
                 last_health_ok: None,
             }),
             stop: Notify::new(),
         });
         let (tx, channel) = watch::channel(None);
-        let task = tokio::spawn(supervise(config, policy, shared.clone(), tx));
+        let supervisor = Supervisor { config, options, shared: shared.clone(), channel: tx };
+        let task = tokio::spawn(supervisor.run());
         Self { shared, channel, task: Mutex::new(Some(task)) }
     }
 
@@ -129,7 +206,8 @@ impl PluginHost {
         }
     }
 
-    /// A channel to the running plugin, waiting up to `wait` for it to be (re)started.
+    /// A channel to the running plugin, waiting up to `wait` for it to be (re)started; with
+    /// a zero `wait`, a plugin that is not running fails the call at once.
     pub async fn channel(&self, wait: Duration) -> Result<Channel> {
         let mut rx = self.channel.clone();
         let found = tokio::time::timeout(wait, async {
@@ -150,6 +228,9 @@ impl PluginHost {
         match found {
             Ok(Some(c)) => Ok(c),
             _ => {
+                if let Some(c) = rx.borrow().clone() {
+                    return Ok(c);
+                }
                 let s = self.status();
                 let why = match s.last_error {
                     Some(e) => format!("{:?}: {e}", s.state),
@@ -183,101 +264,207 @@ enum Ended {
     Crashed(String),
 }
 
-async fn supervise(
-    config: LaunchConfig,
-    policy: RestartPolicy,
-    shared: Arc<Shared>,
-    channel: watch::Sender<Option<Channel>>,
-) {
-    let mut backoff = policy.initial_backoff;
-    let mut in_a_row = 0u32;
-    loop {
-        shared.update(|s| s.state = PluginState::Starting);
-        let launched = tokio::select! {
-            r = Plugin::launch(&config) => r,
-            () = shared.stop.notified() => break,
-        };
-        let ended = match launched {
-            Ok(plugin) => {
-                let started = Instant::now();
-                shared.update(|s| {
-                    s.state = PluginState::Running;
-                    s.pid = Some(plugin.pid());
-                    s.address = Some(plugin.handshake().network.address().to_owned());
-                });
-                channel.send_replace(Some(plugin.channel()));
-                let ended = watch_plugin(&plugin, &policy, &shared).await;
-                channel.send_replace(None);
-                shared.update(|s| {
-                    s.pid = None;
-                    s.address = None;
-                });
-                match ended {
-                    Ended::Stop => {
-                        plugin.shutdown().await;
-                        break;
-                    }
-                    Ended::Crashed(why) => {
-                        let status = plugin.kill().await;
-                        if started.elapsed() >= policy.reset_after {
-                            backoff = policy.initial_backoff;
-                            in_a_row = 0;
-                        }
-                        format!("{why} ({status})")
-                    }
-                }
-            }
-            Err(e) => e.to_string(),
-        };
-        tracing::warn!(plugin = %config.name, error = %ended, "plugin failed; restarting in {backoff:?}");
-        in_a_row += 1;
-        let give_up = policy.max_restarts.is_some_and(|max| in_a_row > max);
-        shared.update(|s| {
-            s.last_error = Some(ended);
-            s.state = if give_up { PluginState::Failed } else { PluginState::Restarting };
-        });
-        if give_up {
-            tracing::error!(plugin = %config.name, "plugin failed too often; giving up");
-            channel.send_replace(None);
-            return;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = shared.stop.notified() => break,
-        }
-        shared.update(|s| s.restarts += 1);
-        backoff = (backoff * 2).min(policy.max_backoff);
-    }
-    shared.update(|s| s.state = PluginState::Stopped);
-    channel.send_replace(None);
+/// What identifies the version of a plugin on disk: a binary's size, modification time
+/// and inode, or a source's content hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fingerprint {
+    Binary(u64, Option<SystemTime>, u64),
+    Source(String),
+    Unreadable(String),
 }
 
-/// Runs until the plugin exits, fails its health checks or a stop is asked for.
-async fn watch_plugin(plugin: &Plugin, policy: &RestartPolicy, shared: &Shared) -> Ended {
-    let mut failures = 0u32;
-    let mut ticker = tokio::time::interval(policy.health_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            status = plugin.exited() => return Ended::Crashed(format!("the plugin exited: {status}")),
-            () = shared.stop.notified() => return Ended::Stop,
-            _ = ticker.tick() => match plugin.health().await {
-                Ok(()) => {
-                    failures = 0;
-                    shared.update(|s| s.last_health_ok = Some(Instant::now()));
-                }
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(plugin = %shared_name(shared), error = %e, failures, "plugin health check failed");
-                    if failures >= policy.health_failures {
-                        return Ended::Crashed(e.to_string());
+struct Supervisor {
+    config: LaunchConfig,
+    options: HostOptions,
+    shared: Arc<Shared>,
+    channel: watch::Sender<Option<Channel>>,
+}
+
+impl Supervisor {
+    async fn run(self) {
+        let policy = &self.options.policy;
+        let mut backoff = policy.initial_backoff;
+        let mut in_a_row = 0u32;
+        loop {
+            self.shared.update(|s| s.state = PluginState::Starting);
+            let launched = tokio::select! {
+                r = self.launch() => r,
+                () = self.shared.stop.notified() => break,
+            };
+            let ended = match launched {
+                Ok((plugin, fingerprint)) => {
+                    let started = Instant::now();
+                    self.publish(&plugin);
+                    let (plugin, ended) = self.watch(plugin, fingerprint).await;
+                    self.channel.send_replace(None);
+                    self.shared.update(|s| {
+                        s.pid = None;
+                        s.address = None;
+                    });
+                    match ended {
+                        Ended::Stop => {
+                            plugin.shutdown().await;
+                            break;
+                        }
+                        Ended::Crashed(why) => {
+                            let status = plugin.kill().await;
+                            if started.elapsed() >= policy.reset_after {
+                                backoff = policy.initial_backoff;
+                                in_a_row = 0;
+                            }
+                            format!("{why} ({status})")
+                        }
                     }
                 }
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(plugin = %self.config.name, error = %ended, "plugin failed; restarting in {backoff:?}");
+            in_a_row += 1;
+            let give_up = policy.max_restarts.is_some_and(|max| in_a_row > max);
+            self.shared.update(|s| {
+                s.last_error = Some(ended);
+                s.state = if give_up { PluginState::Failed } else { PluginState::Restarting };
+            });
+            if give_up {
+                tracing::error!(plugin = %self.config.name, "plugin failed too often; giving up");
+                self.channel.send_replace(None);
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = self.shared.stop.notified() => break,
+            }
+            self.shared.update(|s| s.restarts += 1);
+            backoff = (backoff * 2).min(policy.max_backoff);
+        }
+        self.shared.update(|s| s.state = PluginState::Stopped);
+        self.channel.send_replace(None);
+    }
+
+    /// Builds (for a source), launches and prepares one process.
+    async fn launch(&self) -> Result<(Plugin, Fingerprint)> {
+        let fingerprint = self.fingerprint();
+        let binary = match &self.options.executable {
+            Executable::Binary => self.config.path.clone(),
+            Executable::Source(build) => build.build().await?,
+        };
+        let config = LaunchConfig { path: binary.clone(), ..self.config.clone() };
+        let plugin = Plugin::launch(&config).await?;
+        if let Some(on_start) = &self.options.on_start
+            && let Err(e) = on_start(plugin.channel()).await
+        {
+            plugin.shutdown().await;
+            return Err(PluginError::Prepare(e));
+        }
+        self.shared.update(|s| s.binary = Some(binary));
+        Ok((plugin, fingerprint))
+    }
+
+    /// Hands the process to callers.
+    fn publish(&self, plugin: &Plugin) {
+        self.shared.update(|s| {
+            s.state = PluginState::Running;
+            s.pid = Some(plugin.pid());
+            s.address = Some(plugin.handshake().network.address().to_owned());
+        });
+        self.channel.send_replace(Some(plugin.channel()));
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        match &self.options.executable {
+            Executable::Binary => binary_fingerprint(&self.config.path),
+            Executable::Source(build) => match build.source_hash() {
+                Ok(hash) => Fingerprint::Source(hash),
+                Err(e) => Fingerprint::Unreadable(e.to_string()),
             },
         }
     }
+
+    /// Runs until the plugin exits, fails its health checks or a stop is asked for,
+    /// replacing it when its binary or source changes. Returns the process last run.
+    async fn watch(&self, mut plugin: Plugin, mut launched: Fingerprint) -> (Plugin, Ended) {
+        let policy = &self.options.policy;
+        let mut failures = 0u32;
+        let mut health = tokio::time::interval(policy.health_interval);
+        health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reload = tokio::time::interval(self.options.reload_interval.unwrap_or(Duration::from_secs(3600)));
+        reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reload.tick().await;
+        // A change seen once; acted on when the next check sees the same.
+        let mut pending: Option<Fingerprint> = None;
+        // A version that failed to load: not tried again until it changes.
+        let mut refused: Option<Fingerprint> = None;
+        loop {
+            tokio::select! {
+                status = plugin.exited() => {
+                    return (plugin, Ended::Crashed(format!("the plugin exited: {status}")));
+                }
+                () = self.shared.stop.notified() => return (plugin, Ended::Stop),
+                _ = health.tick() => match plugin.health().await {
+                    Ok(()) => {
+                        failures = 0;
+                        self.shared.update(|s| s.last_health_ok = Some(Instant::now()));
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(plugin = %self.shared.name(), error = %e, failures, "plugin health check failed");
+                        if failures >= policy.health_failures {
+                            return (plugin, Ended::Crashed(e.to_string()));
+                        }
+                    }
+                },
+                _ = reload.tick(), if self.options.reload_interval.is_some() => {
+                    let now = self.fingerprint();
+                    if now == launched || matches!(now, Fingerprint::Unreadable(_)) || Some(&now) == refused.as_ref() {
+                        pending = None;
+                        continue;
+                    }
+                    if pending.as_ref() != Some(&now) {
+                        pending = Some(now);
+                        continue;
+                    }
+                    pending = None;
+                    tracing::info!(plugin = %self.config.name, "the plugin changed on disk; reloading");
+                    let next = tokio::select! {
+                        r = self.launch() => r,
+                        () = self.shared.stop.notified() => return (plugin, Ended::Stop),
+                    };
+                    match next {
+                        Ok((new, _)) => {
+                            self.switch(&mut plugin, new);
+                            launched = now;
+                            refused = None;
+                            failures = 0;
+                        }
+                        Err(e) => {
+                            tracing::warn!(plugin = %self.config.name, error = %e, "reload failed; the running plugin stays");
+                            self.shared.update(|s| s.last_error = Some(format!("reload failed: {e}")));
+                            refused = Some(now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Switches callers to the new process and stops the old one after the drain period.
+    fn switch(&self, plugin: &mut Plugin, new: Plugin) {
+        self.publish(&new);
+        let old = std::mem::replace(plugin, new);
+        self.shared.update(|s| s.reloads += 1);
+        let drain = self.options.drain;
+        tokio::spawn(async move {
+            tokio::time::sleep(drain).await;
+            old.shutdown().await;
+        });
+        tracing::info!(plugin = %self.config.name, pid = plugin.pid(), "plugin reloaded");
+    }
 }
 
-fn shared_name(shared: &Shared) -> String {
-    shared.status.lock().map(|s| s.name.clone()).unwrap_or_default()
+fn binary_fingerprint(path: &Path) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(path) {
+        Ok(m) => Fingerprint::Binary(m.len(), m.modified().ok(), m.ino()),
+        Err(e) => Fingerprint::Unreadable(e.to_string()),
+    }
 }

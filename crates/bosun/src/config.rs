@@ -112,6 +112,20 @@ pub struct PluginSpec {
     /// [default: every governance kind].
     #[serde(default)]
     pub kinds: Vec<String>,
+    /// How long a call waits for the plugin while it (re)starts; 0: fail at once.
+    #[serde(default = "default_call_wait_seconds")]
+    pub call_wait_seconds: u64,
+    /// Reload the plugin when its binary (or source) changes on disk.
+    #[serde(default = "yes")]
+    pub reload: bool,
+}
+
+fn default_call_wait_seconds() -> u64 {
+    10
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn empty_table() -> toml::Table {
@@ -140,6 +154,8 @@ impl PluginSpec {
                     kind,
                     config: toml::Table::new(),
                     kinds: Vec::new(),
+                    call_wait_seconds: default_call_wait_seconds(),
+                    reload: true,
                 }),
                 _ => tracing::warn!(
                     path = %entry.path().display(),
@@ -201,6 +217,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// The plugins: the file's `[[plugin]]`s, then those of the plugin directory with other names.
     pub plugins: Vec<PluginSpec>,
+    /// Where plugins given as source are built: `<data dir>/plugin-builds`.
+    pub plugin_build_dir: PathBuf,
 }
 
 /// Which store `bosun serve` uses.
@@ -266,6 +284,7 @@ impl ServeConfig {
             .clone()
             .or_else(|| relative_to_file(file.data_dir))
             .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let plugin_build_dir = data_dir.join("plugin-builds");
         let store =
             StoreConfig::parse(args.store.as_deref().or(file.store.as_deref()).unwrap_or("embedded"), data_dir)?;
         let token_file = args.admin_token_file.clone().or_else(|| relative_to_file(file.admin_token_file));
@@ -294,6 +313,7 @@ impl ServeConfig {
             admin_token,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             plugins,
+            plugin_build_dir,
         })
     }
 }

@@ -2,18 +2,19 @@
 //! health checks), configured with its `config` before use, listed by `/api/v1/plugins`, and
 //! called where its kind says: transform plugins in the write pipeline ([`Plugins::transform`]).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bosun_plugin::{LaunchConfig, PluginHost, PluginState, RestartPolicy, TransformClient, TransformOutcome};
+use bosun_plugin::{
+    Executable, HostOptions, LaunchConfig, OnStart, PluginHost, PluginState, SourceBuild, TransformClient,
+    TransformOutcome,
+};
 use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::config::{PluginKind, PluginSpec};
 use crate::documents::{DocKind, Document, FieldError};
-
-/// How long a call waits for a plugin that is (re)starting.
-const CALL_WAIT: Duration = Duration::from_secs(10);
 
 /// One plugin and what Bosun knows of it.
 struct Entry {
@@ -21,11 +22,6 @@ struct Entry {
     host: PluginHost,
     /// The store kinds a transform plugin is called for.
     kinds: Vec<String>,
-    /// The pid of the process last configured (whether it accepted), so that a restarted
-    /// process is configured again before its first call.
-    configured: tokio::sync::Mutex<Option<u32>>,
-    /// The plugin's answer to the last `Configure` that failed.
-    config_error: parking_lot::Mutex<Option<String>>,
 }
 
 /// The running plugins.
@@ -51,18 +47,24 @@ pub struct PluginInfo {
     pub version: Option<String>,
     pub kind: PluginKind,
     pub path: String,
-    /// starting, running, restarting, failed, stopped, misconfigured.
+    /// starting, running, restarting, failed, stopped.
     pub state: String,
     pub pid: Option<u32>,
+    /// The binary running: the build, for a plugin given as source.
+    pub binary: Option<String>,
     pub restarts: u32,
+    /// How many times a new binary or source replaced the running process.
+    pub reloads: u32,
     pub last_error: Option<String>,
     /// Seconds since the last successful health check.
     pub last_health_check_seconds_ago: Option<u64>,
 }
 
 impl Plugins {
-    /// Starts every plugin in the background. A kind a transform plugin names must exist.
-    pub fn start(specs: &[PluginSpec]) -> anyhow::Result<Self> {
+    /// Starts every plugin in the background; each process gets its configuration before
+    /// any call reaches it. A kind a transform plugin names must exist. Plugins given as a
+    /// source directory are built under `build_dir`.
+    pub fn start(specs: &[PluginSpec], build_dir: &Path) -> anyhow::Result<Self> {
         let mut entries = Vec::new();
         for spec in specs {
             let kinds = match spec.kind {
@@ -76,24 +78,14 @@ impl Plugins {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| anyhow::anyhow!("plugin {}: kinds: {e}", spec.name))?,
             };
-            let launch = LaunchConfig::new(spec.name.clone(), spec.path.clone());
-            let host = PluginHost::start(launch, RestartPolicy::default());
+            let host = PluginHost::start_with(
+                LaunchConfig::new(spec.name.clone(), spec.path.clone()),
+                options(spec, build_dir),
+            );
             tracing::info!(plugin = %spec.name, kind = spec.kind.as_str(), path = %spec.path.display(), "plugin starting");
-            entries.push(Entry {
-                spec: spec.clone(),
-                host,
-                kinds,
-                configured: tokio::sync::Mutex::new(None),
-                config_error: parking_lot::Mutex::new(None),
-            });
+            entries.push(Entry { spec: spec.clone(), host, kinds });
         }
-        let plugins = Self { entries: Arc::new(entries) };
-        for index in 0..plugins.entries.len() {
-            if plugins.entries[index].spec.kind == PluginKind::Transform {
-                tokio::spawn(keep_configured(Arc::downgrade(&plugins.entries), index));
-            }
-        }
-        Ok(plugins)
+        Ok(Self { entries: Arc::new(entries) })
     }
 
     /// Every plugin's state.
@@ -161,51 +153,48 @@ impl Plugins {
     }
 }
 
-/// Configures the plugin as soon as it runs, and again after each restart, so that a bad
-/// configuration shows in its state before any call.
-async fn keep_configured(entries: std::sync::Weak<Vec<Entry>>, index: usize) {
-    loop {
-        {
-            let Some(entries) = entries.upgrade() else { return };
-            let entry = &entries[index];
-            let status = entry.host.status();
-            if matches!(status.state, PluginState::Stopped) {
-                return;
-            }
-            let stale = status.state == PluginState::Running && *entry.configured.lock().await != status.pid;
-            if stale && let Err(TransformError::Unavailable(e)) = entry.client().await {
-                tracing::warn!(plugin = %entry.spec.name, "{e}");
-            }
-        }
-        tokio::time::sleep(CONFIGURE_POLL).await;
+/// How the host runs the plugin of `spec`: built first when its path is a directory,
+/// reloaded when it changes (unless `reload = false`), configured before use.
+fn options(spec: &PluginSpec, build_dir: &Path) -> HostOptions {
+    let executable = if spec.path.is_dir() {
+        let name = spec.name.split('@').next().unwrap_or_default();
+        Executable::Source(SourceBuild::new(name, spec.path.clone(), build_dir))
+    } else {
+        Executable::Binary
+    };
+    let config = spec.config_json();
+    let name = spec.name.clone();
+    let on_start: OnStart = Arc::new(move |channel| {
+        let config = config.clone();
+        let name = name.clone();
+        Box::pin(async move {
+            TransformClient::new(channel)
+                .configure(&config)
+                .await
+                .map_err(|e| format!("plugin {name} refused its config: {e}"))
+        })
+    });
+    HostOptions {
+        executable,
+        on_start: Some(on_start),
+        reload_interval: spec.reload.then_some(RELOAD_INTERVAL),
+        ..HostOptions::default()
     }
 }
 
-/// How often a plugin's process is checked for needing its configuration.
-const CONFIGURE_POLL: Duration = Duration::from_millis(250);
+/// How often plugins are checked for a new binary or source.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Entry {
-    /// A client to the running process, configured.
+    /// A client to the running (and configured) process.
     async fn client(&self) -> Result<TransformClient, TransformError> {
-        let name = &self.spec.name;
+        let wait = Duration::from_secs(self.spec.call_wait_seconds);
         let channel = self
             .host
-            .channel(CALL_WAIT)
+            .channel(wait)
             .await
-            .map_err(|e| TransformError::Unavailable(format!("plugin {name}: {e}")))?;
-        let mut client = TransformClient::new(channel);
-        let pid = self.host.status().pid;
-        let mut configured = self.configured.lock().await;
-        if *configured != pid || pid.is_none() {
-            *configured = pid;
-            let result = client.configure(&self.spec.config_json()).await;
-            *self.config_error.lock() = result.err().map(|e| format!("plugin {name} refused its config: {e}"));
-        }
-        // A plugin that refused its configuration is not used until it runs again.
-        match self.config_error.lock().clone() {
-            Some(e) => Err(TransformError::Unavailable(e)),
-            None => Ok(client),
-        }
+            .map_err(|e| TransformError::Unavailable(format!("plugin {}: {e}", self.spec.name)))?;
+        Ok(TransformClient::new(channel))
     }
 
     fn info(&self) -> PluginInfo {
@@ -214,14 +203,12 @@ impl Entry {
             Some((name, version)) => (name.to_owned(), Some(version.to_owned())),
             None => (self.spec.name.clone(), None),
         };
-        let config_error = self.config_error.lock().clone();
-        let state = match (status.state, &config_error) {
-            (PluginState::Running, Some(_)) => "misconfigured",
-            (PluginState::Starting, _) => "starting",
-            (PluginState::Running, None) => "running",
-            (PluginState::Restarting, _) => "restarting",
-            (PluginState::Failed, _) => "failed",
-            (PluginState::Stopped, _) => "stopped",
+        let state = match status.state {
+            PluginState::Starting => "starting",
+            PluginState::Running => "running",
+            PluginState::Restarting => "restarting",
+            PluginState::Failed => "failed",
+            PluginState::Stopped => "stopped",
         };
         PluginInfo {
             name,
@@ -230,8 +217,10 @@ impl Entry {
             path: self.spec.path.display().to_string(),
             state: state.to_owned(),
             pid: status.pid,
+            binary: status.binary.map(|b| b.display().to_string()),
             restarts: status.restarts,
-            last_error: config_error.or(status.last_error),
+            reloads: status.reloads,
+            last_error: status.last_error,
             last_health_check_seconds_ago: status.last_health_ok.map(|t| Instant::now().duration_since(t).as_secs()),
         }
     }

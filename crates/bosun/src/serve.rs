@@ -25,7 +25,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
-    let plugins = Plugins::start(&config.plugins)?;
+    let plugins = Plugins::start(&config.plugins, &config.plugin_build_dir)?;
     let store = crate::store::open(&config.store).await?;
     tracing::info!(backend = store.backend(), "store open");
     let mut registry = Registry::default();
