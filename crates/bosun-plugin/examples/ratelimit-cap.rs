@@ -1,9 +1,16 @@
-//! An example transform plugin: caps `spec.threshold` of rate-limit rules at the
-//! configured `max_threshold` (default 100) and rejects negative thresholds.
+//! An example transform plugin: caps `spec.threshold` of rate-limit rules.
 //!
-//! Run by Bosun (or the tests); run by hand it says it is a plugin and exits 1.
+//! Config (JSON, from the plugin's `[[plugin]]` entry):
+//! - `max_threshold` (default 100): the cap;
+//! - `namespaces` (optional): a table of caps per namespace, over `max_threshold`;
+//! - `reject_global` (optional, default false): refuse `limitMode: Global` rules (say, where
+//!   no global rate limit service runs).
+//!
+//! Negative thresholds are refused. Run by Bosun (or the tests); run by hand it says it is a
+//! plugin and exits 1.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::RwLock;
 
 use bosun_plugin::HandshakeConfig;
 use bosun_plugin::proto::bosun::transform_server::{Transform, TransformServer};
@@ -14,21 +21,54 @@ use bosun_plugin::sdk::Listen;
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
+/// The cap without configuration.
+const DEFAULT_MAX: u64 = 100;
+
+#[derive(Debug, Clone)]
+struct Config {
+    max: u64,
+    namespaces: BTreeMap<String, u64>,
+    reject_global: bool,
+}
+
+impl Config {
+    fn parse(json: &str) -> Result<Self, Status> {
+        let config: Value =
+            serde_json::from_str(json).map_err(|e| Status::invalid_argument(format!("config is not JSON: {e}")))?;
+        let max = match config.get("max_threshold") {
+            None => DEFAULT_MAX,
+            Some(v) => {
+                v.as_u64().ok_or_else(|| Status::invalid_argument("max_threshold: must be a non-negative integer"))?
+            }
+        };
+        let mut namespaces = BTreeMap::new();
+        if let Some(table) = config.get("namespaces") {
+            let table = table.as_object().ok_or_else(|| Status::invalid_argument("namespaces: must be a table"))?;
+            for (ns, cap) in table {
+                let cap = cap.as_u64().ok_or_else(|| {
+                    Status::invalid_argument(format!("namespaces.{ns}: must be a non-negative integer"))
+                })?;
+                namespaces.insert(ns.clone(), cap);
+            }
+        }
+        let reject_global = match config.get("reject_global") {
+            None => false,
+            Some(v) => v.as_bool().ok_or_else(|| Status::invalid_argument("reject_global: must be true or false"))?,
+        };
+        Ok(Self { max, namespaces, reject_global })
+    }
+}
+
 struct Cap {
-    max: AtomicU64,
+    config: RwLock<Config>,
 }
 
 #[tonic::async_trait]
 impl Transform for Cap {
     async fn configure(&self, req: Request<ConfigureRequest>) -> Result<Response<ConfigureResponse>, Status> {
-        let config: Value = serde_json::from_str(&req.into_inner().config_json)
-            .map_err(|e| Status::invalid_argument(format!("config is not JSON: {e}")))?;
-        let max = config
-            .get("max_threshold")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| Status::invalid_argument("config needs max_threshold, a non-negative integer"))?;
-        self.max.store(max, Ordering::Relaxed);
-        eprintln!(r#"{{"@level":"info","@message":"configured","max_threshold":{max}}}"#);
+        let config = Config::parse(&req.into_inner().config_json)?;
+        eprintln!(r#"{{"@level":"info","@message":"configured","max_threshold":{}}}"#, config.max);
+        *self.config.write().map_err(|_| Status::internal("config lock poisoned"))? = config;
         Ok(Response::new(ConfigureResponse {}))
     }
 
@@ -36,8 +76,14 @@ impl Transform for Cap {
         let req = req.into_inner();
         let mut doc: Value = serde_json::from_slice(&req.document_json)
             .map_err(|e| Status::invalid_argument(format!("document is not JSON: {e}")))?;
-        let max = self.max.load(Ordering::Relaxed);
+        let config = self.config.read().map_err(|_| Status::internal("config lock poisoned"))?.clone();
+        let max = config.namespaces.get(&req.namespace).copied().unwrap_or(config.max);
+        let global = doc.pointer("/spec/limitMode").and_then(Value::as_str) == Some("Global");
         let result = match doc.pointer("/spec/threshold").and_then(Value::as_f64) {
+            _ if global && config.reject_global => transform_response::Result::RejectedReason(format!(
+                "{}/{}: limitMode Global is not allowed here (no global rate limit service)",
+                req.namespace, req.name
+            )),
             None => transform_response::Result::Unchanged(true),
             Some(t) if t < 0.0 => transform_response::Result::RejectedReason(format!(
                 "{}/{}: threshold {t} is negative",
@@ -58,7 +104,9 @@ impl Transform for Cap {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let service = TransformServer::new(Cap { max: AtomicU64::new(100) });
+    let service = TransformServer::new(Cap {
+        config: RwLock::new(Config { max: DEFAULT_MAX, namespaces: BTreeMap::new(), reject_global: false }),
+    });
     // `--tcp` listens on TCP instead of a unix socket (the tests use it).
     let listen = if std::env::args().any(|a| a == "--tcp") { Listen::Tcp } else { Listen::Unix };
     bosun_plugin::sdk::serve_on(&HandshakeConfig::bosun(), tonic::service::Routes::new(service), listen).await

@@ -58,7 +58,7 @@ async fn configure_and_transform() {
     assert_eq!(out, TransformOutcome::Rejected("default/rl: threshold -1 is negative".into()));
 
     // A bad configuration is the plugin's error.
-    let err = bounded(client.configure("{}")).await.unwrap_err();
+    let err = bounded(client.configure(r#"{"max_threshold": -3}"#)).await.unwrap_err();
     assert!(err.to_string().contains("max_threshold"), "{err}");
 
     let pid = plugin.pid();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bosun_plugin::{
-    Executable, HostOptions, LaunchConfig, OnStart, PluginHost, PluginState, SourceBuild, TransformClient,
+    Executable, HostOptions, LaunchConfig, OnStart, PluginError, PluginHost, PluginState, SourceBuild, TransformClient,
     TransformOutcome,
 };
 use serde::Serialize;
@@ -101,12 +101,8 @@ impl Plugins {
                 continue;
             }
             let name = &entry.spec.name;
-            let mut client = entry.client().await?;
             let json = serde_json::to_vec(&doc.to_json()).unwrap_or_default();
-            let outcome = client
-                .transform(doc.key.kind(), doc.key.namespace(), doc.key.name(), &json)
-                .await
-                .map_err(|e| TransformError::Unavailable(format!("plugin {name}: {e}")))?;
+            let outcome = entry.transform(&doc, &json).await?;
             match outcome {
                 TransformOutcome::Unchanged => {}
                 TransformOutcome::Rejected(reason) => {
@@ -195,6 +191,29 @@ impl Entry {
             .await
             .map_err(|e| TransformError::Unavailable(format!("plugin {}: {e}", self.spec.name)))?;
         Ok(TransformClient::new(channel))
+    }
+
+    /// One transform call. A call that finds the process gone (it crashed and the host has
+    /// not noticed yet) is made once more on its successor: transforms have no side effects.
+    async fn transform(&self, doc: &Document, json: &[u8]) -> Result<TransformOutcome, TransformError> {
+        let name = &self.spec.name;
+        let pid = self.host.status().pid;
+        let mut client = self.client().await?;
+        let (kind, namespace, doc_name) = (doc.key.kind(), doc.key.namespace(), doc.key.name());
+        match client.transform(kind, namespace, doc_name, json).await {
+            Err(PluginError::Call(status))
+                if status.code() == tonic::Code::Unavailable && self.spec.call_wait_seconds > 0 =>
+            {
+                let deadline = Instant::now() + Duration::from_secs(self.spec.call_wait_seconds);
+                while self.host.status().pid == pid && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let mut client = self.client().await?;
+                client.transform(kind, namespace, doc_name, json).await
+            }
+            other => other,
+        }
+        .map_err(|e| TransformError::Unavailable(format!("plugin {name}: {e}")))
     }
 
     fn info(&self) -> PluginInfo {

@@ -281,3 +281,28 @@ pub fn write_atomic(path: &Path, text: &str) {
     std::fs::write(&tmp, text).expect("write");
     std::fs::rename(&tmp, path).expect("rename");
 }
+
+/// The binary `name` of the workspace package `package` (an example plugin), next to
+/// `bosun`: built (or found up to date) by cargo, once per test process.
+pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let bosun = PathBuf::from(env!("CARGO_BIN_EXE_bosun"));
+    let path = bosun.with_file_name(name);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", package, "--bin", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building {name} failed");
+        built.push(name.to_owned());
+    }
+    path
+}
+
+/// Whether a process with this pid exists.
+pub fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
