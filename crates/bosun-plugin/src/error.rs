@@ -69,6 +69,12 @@ pub enum PluginError {
     /// The plugin answered something the host cannot use.
     #[error("invalid answer from the plugin: {0}")]
     InvalidAnswer(String),
+    /// AutoMTLS could not be set up: a certificate that cannot be made or read.
+    #[error("AutoMTLS: {0}")]
+    Tls(String),
+    /// A broker operation failed (the stream is closed, no offer arrived in time, ...).
+    #[error("plugin broker: {0}")]
+    Broker(String),
     /// An I/O error talking to the plugin process.
     #[error("plugin I/O: {0}")]
     Io(#[from] std::io::Error),
