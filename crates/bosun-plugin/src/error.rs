@@ -80,6 +80,12 @@ pub enum PluginError {
     /// The plugin started but refused to be prepared (for example its configuration).
     #[error("the plugin refused to start: {0}")]
     Prepare(String),
+    /// AutoMTLS could not be set up: a certificate that cannot be made or read.
+    #[error("AutoMTLS: {0}")]
+    Tls(String),
+    /// A broker operation failed (the stream is closed, no offer arrived in time, ...).
+    #[error("plugin broker: {0}")]
+    Broker(String),
     /// An I/O error talking to the plugin process.
     #[error("plugin I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -39,7 +39,8 @@ pub struct Handshake {
     pub multiplex: bool,
 }
 
-/// Parses a handshake line (6 or 7 fields; the certificate is unpadded standard base64).
+/// Parses a handshake line (6 or 7 fields; the certificate is standard base64, normally
+/// unpadded, of an X.509 certificate's DER).
 ///
 /// A line that is not a handshake at all is reported as junk before the handshake; one
 /// that is a handshake but malformed, as an invalid handshake.
@@ -69,11 +70,14 @@ pub fn parse_handshake(line: &str) -> Result<Handshake, PluginError> {
     }
     let server_cert = match fields[5] {
         "" => None,
-        cert => Some(
-            base64::engine::general_purpose::STANDARD_NO_PAD
+        cert => {
+            // go-plugin writes no padding; some writers do: accept both.
+            let der = base64::engine::general_purpose::STANDARD_NO_PAD
                 .decode(cert.trim_end_matches('='))
-                .map_err(|e| invalid(format!("bad certificate base64: {e}")))?,
-        ),
+                .map_err(|e| invalid(format!("bad certificate base64: {e}")))?;
+            crate::mtls::check_certificate(&der).map_err(|reason| invalid(format!("server certificate: {reason}")))?;
+            Some(der)
+        }
     };
     let multiplex = match fields.get(6) {
         None | Some(&"false") | Some(&"") => false,
@@ -98,11 +102,16 @@ mod tests {
 
     #[test]
     fn seven_fields_tcp_with_cert() {
-        // "hello!!" → aGVsbG8hIQ (unpadded)
-        let h = parse_handshake("1|1|tcp|127.0.0.1:1234|grpc|aGVsbG8hIQ|true").unwrap();
-        assert_eq!(h.network, Network::Tcp("127.0.0.1:1234".into()));
-        assert_eq!(h.server_cert.as_deref(), Some(&b"hello!!"[..]));
-        assert!(h.multiplex);
+        let cert = crate::mtls::Identity::generate().unwrap();
+        let der = cert.cert_der();
+        let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(der);
+        let padded = base64::engine::general_purpose::STANDARD.encode(der);
+        for encoded in [unpadded, padded] {
+            let h = parse_handshake(&format!("1|1|tcp|127.0.0.1:1234|grpc|{encoded}|true")).unwrap();
+            assert_eq!(h.network, Network::Tcp("127.0.0.1:1234".into()));
+            assert_eq!(h.server_cert.as_deref(), Some(der));
+            assert!(h.multiplex);
+        }
         let h = parse_handshake("1|1|tcp|127.0.0.1:1234|grpc||false").unwrap();
         assert!(!h.multiplex);
     }
@@ -126,10 +135,13 @@ mod tests {
             "1|1|unix||grpc|",
             "1|1|unix|/x|netrpc|",
             "1|1|unix|/x|grpc|!!!",
+            "1|1|unix|/x|grpc|aGVsbG8hIQ",
             "1|1|unix|/x|grpc||maybe",
         ] {
             assert!(matches!(parse_handshake(line), Err(PluginError::InvalidHandshake { .. })), "{line}");
         }
+        let err = parse_handshake("1|1|unix|/x|grpc|aGVsbG8hIQ").unwrap_err().to_string();
+        assert!(err.contains("server certificate: not an X.509 certificate"), "{err}");
         assert_eq!(
             parse_handshake("1|1|udp|/x|grpc|").unwrap_err().to_string(),
             "invalid handshake line `1|1|udp|/x|grpc|`: unknown network `udp`"

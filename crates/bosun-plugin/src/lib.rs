@@ -5,16 +5,33 @@
 //! - [`Plugin`]: one launched plugin process (handshake, gRPC channel, health, shutdown);
 //! - [`PluginHost`]: a supervisor that keeps a plugin running and reports its [`PluginStatus`];
 //! - [`TransformClient`]: calls a `transform` plugin.
+//!
+//! **AutoMTLS** (on by default, [`LaunchConfig::auto_mtls`]): as go-plugin's, host and plugin
+//! each make a fresh self-signed ECDSA P-521 certificate for the life of the plugin process;
+//! the host hands its certificate to the plugin in `PLUGIN_CLIENT_CERT`, the plugin returns its
+//! own in the handshake line, and from then on each side accepts exactly the other's
+//! certificate (byte for byte) and nothing else, so no other local process can call the plugin
+//! or pose as it. Works with go-plugin plugins (Go) and with the [`sdk`]. See [`mtls`].
+//!
+//! **The broker** ([`Broker`], go-plugin's `GRPCBroker`): lets either side serve extra gRPC
+//! services to the other over new connections, named by a service id. This is how a plugin
+//! calls back into Bosun: the host serves a service with [`Broker::accept_and_serve`] on
+//! [`Plugin::broker`], and the plugin, holding the [`Broker`] that [`sdk::serve_with`] gives
+//! it, [`Broker::dial`]s it. Brokered connections use the same AutoMTLS certificates.
 
+mod broker;
 mod error;
 mod handshake;
 mod logs;
+pub mod mtls;
 mod process;
 pub mod sdk;
 mod source;
 mod supervisor;
 mod transform;
+mod transport;
 
+pub use broker::{Broker, DIAL_WAIT};
 pub use error::{PluginError, Result};
 pub use handshake::{Handshake, Network, parse_handshake};
 pub use logs::{LogLevel, LogLine, parse_log_line};
@@ -22,6 +39,7 @@ pub use process::{LaunchConfig, Plugin};
 pub use source::{SourceBuild, SourceKind};
 pub use supervisor::{Executable, HostOptions, OnStart, PluginHost, PluginState, PluginStatus, RestartPolicy};
 pub use transform::{TransformClient, TransformOutcome};
+pub use transport::connect;
 
 /// The generated protobuf and tonic code.
 pub mod proto {

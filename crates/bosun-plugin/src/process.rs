@@ -6,19 +6,21 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use crate::broker::{self, Broker};
 use crate::error::{PluginError, Result};
 use crate::handshake::{Handshake, Network, parse_handshake};
+use crate::mtls::{Identity, MutualTls};
 use crate::proto::go_plugin::{
     Empty, grpc_controller_client::GrpcControllerClient, grpc_stdio_client::GrpcStdioClient,
 };
+use crate::transport;
 use crate::{HEALTH_SERVICE, HandshakeConfig, logs};
 
 /// How many stderr lines are kept to explain a plugin that exits early.
@@ -47,6 +49,9 @@ pub struct LaunchConfig {
     pub shutdown_grace: Duration,
     /// The timeout of one health check.
     pub health_timeout: Duration,
+    /// Whether host and plugin talk mutual TLS with fresh certificates (go-plugin's AutoMTLS);
+    /// on by default. Off, they talk plaintext, as plugins without AutoMTLS support need.
+    pub auto_mtls: bool,
 }
 
 impl LaunchConfig {
@@ -62,6 +67,7 @@ impl LaunchConfig {
             port_range: (10_000, 25_000),
             shutdown_grace: Duration::from_secs(2),
             health_timeout: Duration::from_secs(2),
+            auto_mtls: true,
         }
     }
 
@@ -79,6 +85,9 @@ pub struct Plugin {
     pid: u32,
     handshake: Handshake,
     channel: Channel,
+    broker: Broker,
+    /// Set when the plugin is stopped or dropped: the host's brokered servers stop.
+    broker_stop: watch::Sender<bool>,
     exit: watch::Receiver<Option<String>>,
     shutdown_grace: Duration,
     health_timeout: Duration,
@@ -87,12 +96,14 @@ pub struct Plugin {
 type Tail = Arc<Mutex<VecDeque<String>>>;
 
 impl Plugin {
-    /// Launches the plugin, waits for its handshake and connects to it.
+    /// Launches the plugin, waits for its handshake and connects to it (with AutoMTLS when
+    /// `config.auto_mtls`), and opens the broker stream.
     ///
     /// The plugin runs in its own process group and gets SIGKILL when the thread that
     /// launched it dies (PR_SET_PDEATHSIG on Linux). On any error the process group is killed.
     pub async fn launch(config: &LaunchConfig) -> Result<Self> {
         let versions = config.versions();
+        let identity = if config.auto_mtls { Some(Identity::generate()?) } else { None };
         let mut cmd = Command::new(&config.path);
         cmd.args(&config.args)
             .env(&config.handshake.magic_cookie_key, &config.handshake.magic_cookie_value)
@@ -104,6 +115,11 @@ impl Plugin {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(false);
+        match &identity {
+            Some(identity) => cmd.env("PLUGIN_CLIENT_CERT", identity.cert_pem()),
+            // An inherited value would make the plugin serve TLS.
+            None => cmd.env_remove("PLUGIN_CLIENT_CERT"),
+        };
         #[cfg(target_os = "linux")]
         {
             let parent = std::process::id();
@@ -155,7 +171,11 @@ impl Plugin {
         if !versions.contains(&handshake.app_version) {
             return Err(PluginError::UnsupportedVersion { got: handshake.app_version, supported: versions });
         }
-        let channel = connect(&handshake.network).await?;
+        let tls = mutual_tls(identity.as_ref(), &handshake)?;
+        let channel = transport::connect(&handshake.network, tls.as_ref()).await?;
+        let (broker_stop, stopped) = watch::channel(false);
+        let (broker, outgoing) = Broker::new(tls, stopped);
+        tokio::spawn(broker::run_host_stream(config.name.clone(), channel.clone(), broker.clone(), outgoing));
         guard.disarm();
         tracing::info!(plugin = %config.name, pid, address = handshake.network.address(), "plugin started");
         let plugin = Self {
@@ -163,6 +183,8 @@ impl Plugin {
             pid,
             handshake,
             channel,
+            broker,
+            broker_stop,
             exit,
             shutdown_grace: config.shutdown_grace,
             health_timeout: config.health_timeout,
@@ -184,6 +206,12 @@ impl Plugin {
     /// A gRPC channel to the plugin; cheap to clone.
     pub fn channel(&self) -> Channel {
         self.channel.clone()
+    }
+
+    /// The host's side of the plugin's broker: serve services the plugin dials
+    /// ([`Broker::accept_and_serve`]) or dial services the plugin offers.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
     }
 
     /// The exit status once the process has exited.
@@ -230,6 +258,7 @@ impl Plugin {
 
     /// Kills the plugin's process group at once and waits until the process is reaped.
     pub async fn kill(self) -> String {
+        self.broker_stop.send_replace(true);
         kill_group(self.pid);
         let status = self.exited().await;
         tracing::info!(plugin = %self.name, pid = self.pid, %status, "plugin stopped");
@@ -239,12 +268,19 @@ impl Plugin {
         status
     }
 
-    /// Forwards the plugin's `GRPCStdio` stream to tracing, for plugins that send one.
+    /// Forwards the plugin's `GRPCStdio` stream to tracing, for plugins that send one (those
+    /// without, like go-plugin before 1.3, answer Unimplemented: nothing to forward).
     fn forward_stdio(&self) {
         let mut client = GrpcStdioClient::new(self.channel.clone());
         let name = self.name.clone();
         tokio::spawn(async move {
-            let Ok(resp) = client.stream_stdio(Empty {}).await else { return };
+            let resp = match client.stream_stdio(Empty {}).await {
+                Ok(resp) => resp,
+                Err(status) => {
+                    tracing::debug!(plugin = %name, %status, "the plugin streams no stdio");
+                    return;
+                }
+            };
             let mut stream = resp.into_inner();
             while let Ok(Some(data)) = stream.message().await {
                 let text = String::from_utf8_lossy(&data.data);
@@ -258,6 +294,7 @@ impl Plugin {
 
 impl Drop for Plugin {
     fn drop(&mut self) {
+        self.broker_stop.send_replace(true);
         // A plugin dropped without shutdown (say, the runtime is going away) is killed.
         if self.exit_status().is_none() {
             kill_group(self.pid);
@@ -367,25 +404,16 @@ async fn read_stderr<R: AsyncRead + Unpin>(name: String, stderr: R, tail: Tail) 
     }
 }
 
-async fn connect(network: &Network) -> Result<Channel> {
-    let address = network.address().to_owned();
-    let err = |source| PluginError::Connect { address: address.clone(), source };
-    match network {
-        Network::Tcp(addr) => {
-            let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(err)?;
-            endpoint.connect_timeout(Duration::from_secs(5)).connect().await.map_err(err)
-        }
-        Network::Unix(path) => {
-            let path = PathBuf::from(path);
-            // The URI is required by tonic but unused: the connector dials the socket.
-            let endpoint = Endpoint::from_static("http://plugin.invalid");
-            endpoint
-                .connect_with_connector(tower::service_fn(move |_| {
-                    let path = path.clone();
-                    async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
-                }))
-                .await
-                .map_err(err)
-        }
+/// The TLS of the connection to a plugin: both sides' certificates, or plaintext.
+fn mutual_tls(identity: Option<&Identity>, handshake: &Handshake) -> Result<Option<MutualTls>> {
+    let invalid = |reason: &str| PluginError::Tls(reason.to_owned());
+    match (identity, &handshake.server_cert) {
+        (Some(identity), Some(cert)) => Ok(Some(MutualTls::new(identity, cert)?)),
+        (Some(_), None) => Err(invalid(
+            "the plugin's handshake has no certificate although AutoMTLS is on: the plugin does \
+             not support AutoMTLS (turn auto_mtls off for it)",
+        )),
+        (None, Some(_)) => Err(invalid("the plugin's handshake has a certificate although AutoMTLS is off")),
+        (None, None) => Ok(None),
     }
 }

@@ -1,6 +1,7 @@
 //! The Rust plugin SDK: a plugin's `main` builds its tonic services and calls [`serve`],
-//! which does go-plugin's side of the protocol (cookie check, unix socket, health,
-//! controller, stdio, broker, handshake line).
+//! which does go-plugin's side of the protocol (cookie check, AutoMTLS, unix socket, health,
+//! controller, stdio, broker, handshake line). A plugin that calls back into the host uses
+//! [`serve_with`], whose closure gets the plugin's [`Broker`] to dial the host's services.
 //!
 //! ```no_run
 //! # async fn f(routes: tonic::service::Routes) {
@@ -8,24 +9,25 @@
 //! # }
 //! ```
 
-use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
-use std::time::Duration;
 
+use base64::Engine as _;
 use tokio::sync::watch;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream, WatchStream};
+use tokio_stream::wrappers::WatchStream;
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::service::Routes;
-use tonic::transport::Server;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 use tonic_health::ServingStatus;
 
-use crate::proto::go_plugin::grpc_broker_server::{GrpcBroker, GrpcBrokerServer};
+use crate::broker::BrokerService;
+use crate::mtls::{self, Identity, MutualTls};
+use crate::proto::go_plugin::grpc_broker_server::GrpcBrokerServer;
 use crate::proto::go_plugin::grpc_controller_server::{GrpcController, GrpcControllerServer};
 use crate::proto::go_plugin::grpc_stdio_server::{GrpcStdio, GrpcStdioServer};
-use crate::proto::go_plugin::{ConnInfo, Empty, StdioData};
-use crate::{HEALTH_SERVICE, HandshakeConfig};
+use crate::proto::go_plugin::{Empty, StdioData};
+use crate::transport::{self, Listener};
+use crate::{Broker, HEALTH_SERVICE, HandshakeConfig};
 
 /// What a human sees who runs a plugin binary by hand (go-plugin prints the same idea).
 const NOT_BY_HAND: &str = "This binary is a plugin. These are not meant to be executed directly.\n\
@@ -47,13 +49,22 @@ pub enum Listen {
 /// SIGTERM/SIGINT), then exits the process. Never returns.
 ///
 /// Without the magic cookie in the environment it prints a message on stderr and exits 1.
+/// When the host asks for AutoMTLS (`PLUGIN_CLIENT_CERT`), the plugin makes its own
+/// certificate, prints it in the handshake line and accepts only connections that present the
+/// host's certificate; a `PLUGIN_CLIENT_CERT` that is not a certificate makes it exit 1.
 pub async fn serve(handshake: &HandshakeConfig, routes: Routes) -> ! {
-    serve_on(handshake, routes, Listen::Unix).await
+    serve_with(handshake, Listen::Unix, |_| routes).await
 }
 
 /// [`serve`], listening where `listen` says.
 pub async fn serve_on(handshake: &HandshakeConfig, routes: Routes, listen: Listen) -> ! {
-    match run(handshake, routes, listen).await {
+    serve_with(handshake, listen, |_| routes).await
+}
+
+/// [`serve_on`] for plugins that call back into the host: `make_routes` gets the plugin's
+/// [`Broker`] (to keep in its service handlers) and returns the plugin's services.
+pub async fn serve_with(handshake: &HandshakeConfig, listen: Listen, make_routes: impl FnOnce(Broker) -> Routes) -> ! {
+    match run(handshake, listen, make_routes).await {
         Ok(()) => std::process::exit(0),
         Err(e) => {
             eprintln!("plugin error: {e}");
@@ -62,9 +73,11 @@ pub async fn serve_on(handshake: &HandshakeConfig, routes: Routes, listen: Liste
     }
 }
 
-type ServeFuture = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
-
-async fn run(handshake: &HandshakeConfig, routes: Routes, listen: Listen) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(
+    handshake: &HandshakeConfig,
+    listen: Listen,
+    make_routes: impl FnOnce(Broker) -> Routes,
+) -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var(&handshake.magic_cookie_key).ok().as_deref() != Some(handshake.magic_cookie_value.as_str()) {
         eprintln!("{NOT_BY_HAND}");
         std::process::exit(1);
@@ -75,43 +88,45 @@ async fn run(handshake: &HandshakeConfig, routes: Routes, listen: Listen) -> Res
         // go-plugin answers with its own version anyway; the host then refuses it.
         tracing::warn!(version = handshake.protocol_version, "the host did not offer our protocol version");
     }
+    let tls = match std::env::var("PLUGIN_CLIENT_CERT") {
+        Ok(pem) if !pem.trim().is_empty() => {
+            let host_cert = mtls::certificate_from_pem(&pem)?;
+            let identity = Identity::generate()?;
+            Some((MutualTls::new(&identity, &host_cert)?, identity))
+        }
+        _ => None,
+    };
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status(HEALTH_SERVICE, ServingStatus::Serving).await;
     let (stop, stopped) = watch::channel(false);
-    let routes = routes
+    let (broker, outgoing) = Broker::new(tls.as_ref().map(|(t, _)| t.clone()), stopped.clone());
+    let routes = make_routes(broker.clone())
         .add_service(health)
         .add_service(GrpcControllerServer::new(Controller { stop: stop.clone() }))
         .add_service(GrpcStdioServer::new(StdioService { stopped: stopped.clone() }))
-        .add_service(GrpcBrokerServer::new(Broker { stopped: stopped.clone() }));
+        .add_service(GrpcBrokerServer::new(BrokerService::new(broker, outgoing)));
 
-    let mut on_stop = stopped.clone();
-    let on_stop = async move {
-        let _ = on_stop.wait_for(|s| *s).await;
-    };
-    let server = Server::builder().add_routes(routes);
     // The socket directory lives as long as the server.
     let mut _socket_dir = None;
-    let (network, address, server): (_, _, ServeFuture) = match listen {
+    let (network, address, listener) = match listen {
         Listen::Unix => {
-            let dir = match std::env::var_os("PLUGIN_UNIX_SOCKET_DIR") {
-                Some(parent) => tempfile::Builder::new().prefix("plugin").tempdir_in(parent)?,
-                None => tempfile::Builder::new().prefix("plugin").tempdir()?,
-            };
+            let dir = transport::socket_dir()?;
             let socket = dir.path().join("plugin.sock");
             let listener = tokio::net::UnixListener::bind(&socket)?;
             _socket_dir = Some(dir);
-            let incoming = UnixListenerStream::new(listener);
-            ("unix", socket.display().to_string(), Box::pin(server.serve_with_incoming_shutdown(incoming, on_stop)))
+            ("unix", socket.display().to_string(), Listener::Unix(listener))
         }
         Listen::Tcp => {
             let listener = bind_tcp().await?;
-            let address = listener.local_addr()?.to_string();
-            let incoming = TcpListenerStream::new(listener);
-            ("tcp", address, Box::pin(server.serve_with_incoming_shutdown(incoming, on_stop)))
+            ("tcp", listener.local_addr()?.to_string(), Listener::Tcp(listener))
         }
     };
-    let line = format!("1|{}|{network}|{address}|grpc|\n", handshake.protocol_version);
+    let cert = match &tls {
+        Some((_, identity)) => base64::engine::general_purpose::STANDARD_NO_PAD.encode(identity.cert_der()),
+        None => String::new(),
+    };
+    let line = format!("1|{}|{network}|{address}|grpc|{cert}\n", handshake.protocol_version);
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(line.as_bytes())?;
     stdout.flush()?;
@@ -127,15 +142,7 @@ async fn run(handshake: &HandshakeConfig, routes: Routes, listen: Listen) -> Res
         }
         let _ = stop.send(true);
     });
-    let mut on_stop_grace = stopped;
-    // A graceful stop waits for calls in flight, but not forever.
-    tokio::select! {
-        r = server => r?,
-        () = async {
-            let _ = on_stop_grace.wait_for(|s| *s).await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {}
-    }
+    transport::serve(routes, listener, tls.map(|(t, _)| t), stopped).await?;
     Ok(())
 }
 
@@ -150,9 +157,6 @@ async fn bind_tcp() -> std::io::Result<tokio::net::TcpListener> {
     }
     Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("no free port in {min}..={max}")))
 }
-
-/// How long a stopping plugin waits for calls in flight.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// `plugin.GRPCController`: Shutdown stops the server gracefully.
 struct Controller {
@@ -186,29 +190,6 @@ impl GrpcStdio for StdioService {
     type StreamStdioStream = BoxStream<StdioData>;
 
     async fn stream_stdio(&self, _: Request<Empty>) -> Result<Response<Self::StreamStdioStream>, Status> {
-        Ok(Response::new(until_stopped(self.stopped.clone())))
-    }
-}
-
-/// `plugin.GRPCBroker`: accepts the host's stream and offers nothing yet.
-struct Broker {
-    stopped: watch::Receiver<bool>,
-}
-
-#[tonic::async_trait]
-impl GrpcBroker for Broker {
-    type StartStreamStream = BoxStream<ConnInfo>;
-
-    async fn start_stream(
-        &self,
-        request: Request<Streaming<ConnInfo>>,
-    ) -> Result<Response<Self::StartStreamStream>, Status> {
-        let mut incoming = request.into_inner();
-        tokio::spawn(async move {
-            while let Ok(Some(info)) = incoming.message().await {
-                tracing::debug!(service_id = info.service_id, "broker offer ignored");
-            }
-        });
         Ok(Response::new(until_stopped(self.stopped.clone())))
     }
 }

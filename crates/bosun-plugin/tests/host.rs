@@ -1,13 +1,15 @@
 //! The host against real plugin processes: the example `ratelimit-cap` plugin and small
 //! shell scripts that misbehave.
 
-use std::os::unix::fs::PermissionsExt as _;
+mod support;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bosun_plugin::{
     LaunchConfig, Plugin, PluginError, PluginHost, PluginState, RestartPolicy, TransformClient, TransformOutcome,
 };
+use support::{alive, bounded, script};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_ratelimit-cap");
 
@@ -15,22 +17,6 @@ fn config() -> LaunchConfig {
     let mut c = LaunchConfig::new("ratelimit-cap", PLUGIN);
     c.handshake_timeout = Duration::from_secs(10);
     c
-}
-
-fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
-}
-
-fn script(dir: &tempfile::TempDir, body: &str) -> PathBuf {
-    let path = dir.path().join("plugin.sh");
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
-async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), f).await.expect("test step timed out")
 }
 
 #[tokio::test]

@@ -3,18 +3,16 @@
 //! The test re-runs this test binary as a stand-in host (`helper_host` with an environment
 //! variable set), which launches the example plugin, prints its pid and waits to be killed.
 
+mod support;
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bosun_plugin::{LaunchConfig, Plugin};
+use support::alive;
 
 const HELPER: &str = "BOSUN_PLUGIN_TEST_HELPER_HOST";
-
-fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
-}
 
 #[tokio::test]
 async fn helper_host() {
