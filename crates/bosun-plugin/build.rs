@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-const PROTOS: &[&str] = &["plugin/go_plugin.proto", "bosun/plugin/v1/transform.proto"];
+const PROTOS: &[&str] = &["plugin/go_plugin.proto", "bosun/plugin/v1/transform.proto", "bosun/plugin/v1/stream.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");

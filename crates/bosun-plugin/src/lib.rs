@@ -37,7 +37,7 @@ pub use handshake::{Handshake, Network, parse_handshake};
 pub use logs::{LogLevel, LogLine, parse_log_line};
 pub use process::{LaunchConfig, Plugin};
 pub use source::{SourceBuild, SourceKind};
-pub use supervisor::{Executable, HostOptions, OnStart, PluginHost, PluginState, PluginStatus, RestartPolicy};
+pub use supervisor::{Executable, HostOptions, OnStart, PluginHost, PluginState, PluginStatus, RestartPolicy, Started};
 pub use transform::{TransformClient, TransformOutcome};
 pub use transport::connect;
 

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+use crate::broker::Broker;
 use crate::error::{PluginError, Result};
 use crate::process::{LaunchConfig, Plugin};
 use crate::source::SourceBuild;
@@ -48,8 +49,20 @@ impl Default for RestartPolicy {
 }
 
 /// Prepares a freshly launched process before it is handed to callers (for example its
-/// `Configure` call). An error keeps the process from being used; the text is reported.
-pub type OnStart = Arc<dyn Fn(Channel) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+/// `Configure` call, or services offered to it through the broker). An error keeps the
+/// process from being used; the text is reported.
+pub type OnStart = Arc<dyn Fn(Started) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// A freshly launched process, as [`OnStart`] gets it.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// A channel to the plugin.
+    pub channel: Channel,
+    /// The host's side of the plugin's broker, to offer it services.
+    pub broker: Broker,
+    /// The process id.
+    pub pid: u32,
+}
 
 /// Where the plugin's binary comes from.
 #[derive(Debug, Clone)]
@@ -351,7 +364,9 @@ impl Supervisor {
         let config = LaunchConfig { path: binary.clone(), ..self.config.clone() };
         let plugin = Plugin::launch(&config).await?;
         if let Some(on_start) = &self.options.on_start
-            && let Err(e) = on_start(plugin.channel()).await
+            && let Err(e) =
+                on_start(Started { channel: plugin.channel(), broker: plugin.broker().clone(), pid: plugin.pid() })
+                    .await
         {
             plugin.shutdown().await;
             return Err(PluginError::Prepare(e));

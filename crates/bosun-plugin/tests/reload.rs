@@ -26,11 +26,11 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 /// An on-start hook that configures `max_threshold` and counts its calls.
 fn configure(config: &'static str, calls: Arc<AtomicU32>) -> OnStart {
-    Arc::new(move |channel| {
+    Arc::new(move |started| {
         let calls = calls.clone();
         Box::pin(async move {
             calls.fetch_add(1, Ordering::SeqCst);
-            TransformClient::new(channel).configure(config).await.map_err(|e| e.to_string())
+            TransformClient::new(started.channel).configure(config).await.map_err(|e| e.to_string())
         })
     })
 }

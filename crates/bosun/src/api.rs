@@ -63,6 +63,24 @@ pub struct ApiError {
     details: Vec<FieldError>,
 }
 
+impl From<ApiError> for tonic::Status {
+    /// For callers over gRPC (stream plugins): the HTTP status as the nearest gRPC code, the
+    /// message followed by every field's problem.
+    fn from(e: ApiError) -> Self {
+        let mut message = e.message;
+        for d in &e.details {
+            message.push_str(&format!("; {}: {}", d.field, d.reason));
+        }
+        match e.status {
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => tonic::Status::invalid_argument(message),
+            StatusCode::CONFLICT => tonic::Status::failed_precondition(message),
+            StatusCode::NOT_FOUND => tonic::Status::not_found(message),
+            StatusCode::SERVICE_UNAVAILABLE => tonic::Status::unavailable(message),
+            _ => tonic::Status::internal(message),
+        }
+    }
+}
+
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self { status, message: message.into(), details: Vec::new() }
@@ -277,9 +295,11 @@ struct ApplyBody {
 
 /// What an apply did to one document.
 #[derive(Debug, Serialize)]
-struct Applied {
-    key: String,
-    action: &'static str,
+pub struct Applied {
+    /// `Kind/namespace/name`.
+    pub key: String,
+    /// `created`, `configured` or `unchanged`.
+    pub action: &'static str,
     /// References to documents that exist neither in the store nor in this apply.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<FieldError>,
@@ -306,6 +326,15 @@ async fn reference_warnings(
 
 async fn apply(State(state): State<Arc<ApiState>>, body: Result<Json<ApplyBody>, JsonRejection>) -> ApiResult {
     let Json(body) = body?;
+    let (revision, results) = apply_documents(&state, body.documents).await?;
+    Ok(Json(json!({"revision": revision, "results": results})))
+}
+
+/// Applies documents all or none, as `POST /api/v1/apply` does: parse and validate every one,
+/// pass them through the transform plugins, then write them in one transaction over what was
+/// read. Returns the revision and what was done to each document.
+pub async fn apply_documents(state: &ApiState, documents: Vec<JsonValue>) -> Result<(i64, Vec<Applied>), ApiError> {
+    let body = ApplyBody { documents };
     if body.documents.is_empty() {
         return Err(ApiError::invalid("nothing to apply", vec![FieldError::new("documents", "must not be empty")]));
     }
@@ -336,7 +365,7 @@ async fn apply(State(state): State<Arc<ApiState>>, body: Result<Json<ApplyBody>,
     }
     let mut transformed = Vec::with_capacity(docs.len());
     for (i, doc) in docs.into_iter().enumerate() {
-        match transform(&state, doc).await {
+        match transform(state, doc).await {
             Ok(doc) => transformed.push(doc),
             Err(mut e) => {
                 // Name the document, as validation errors do.
@@ -380,5 +409,5 @@ async fn apply(State(state): State<Arc<ApiState>>, body: Result<Json<ApplyBody>,
         ops.push(Op::Put { key: doc.key, value, expect });
     }
     let revision = if ops.is_empty() { state.store.revision().await? } else { state.store.txn(ops).await?.revision };
-    Ok(Json(json!({"revision": revision, "results": results})))
+    Ok((revision, results))
 }

@@ -25,9 +25,11 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
-    let plugins = Plugins::start(&config.plugins, &config.plugin_build_dir)?;
     let store = crate::store::open(&config.store).await?;
     tracing::info!(backend = store.backend(), "store open");
+    // Stream plugins write through the API state, which exists further down.
+    let (api_slot, api_rx) = tokio::sync::watch::channel(None);
+    let plugins = Plugins::start(&config.plugins, &config.plugin_build_dir, store.clone(), api_rx)?;
     let mut registry = Registry::default();
     let xds_status = Arc::new(XdsStatus::new(&mut registry));
     let source = Arc::new(SnapshotSource::new(&mut registry));
@@ -78,6 +80,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         );
 
     let api = Arc::new(ApiState { store: store.clone(), token: config.admin_token.clone(), plugins: plugins.clone() });
+    api_slot.send_replace(Some(Arc::downgrade(&api)));
     let admin_state = Arc::new(AdminState { registry, xds: xds_status, source, store: store.clone(), directory, api });
     let admin = axum::serve(admin_listener, admin::router(admin_state)).with_graceful_shutdown(wait_for(shutdown_rx));
 
@@ -99,8 +102,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     for task in tasks {
         task.abort();
     }
-    store.close().await;
     plugins.shutdown().await;
+    store.close().await;
     Ok(())
 }
 

@@ -55,6 +55,31 @@ impl From<Kind> for PluginKind {
 /// The SDK next to this crate's sources, where `cargo build` of the workspace found it.
 const BUILT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../bosun-plugin");
 
+/// Bosun's transform service, for Go's code generator.
+const TRANSFORM_PROTO: &str = include_str!("../../../proto/bosun/plugin/v1/transform.proto");
+
+/// Generates the Go code of a Go template's service in `dir`, if protoc and protoc-gen-go are
+/// installed; else says how.
+fn generate_go(dir: &Path) {
+    let command = "protoc --go_out=plugins=grpc,paths=source_relative:. transform.proto";
+    let ran = std::process::Command::new("protoc")
+        .args(["--go_out=plugins=grpc,paths=source_relative:.", "transform.proto"])
+        .current_dir(dir)
+        .output();
+    match ran {
+        Ok(out) if out.status.success() => println!("generated transform.pb.go ({command})"),
+        Ok(out) => println!(
+            "could not generate transform.pb.go: {}\nrun in {}: {command}",
+            String::from_utf8_lossy(&out.stderr).trim(),
+            dir.display()
+        ),
+        Err(e) => println!(
+            "protoc not found ({e}): install protobuf-compiler and golang-goprotobuf-dev, then run in {}: {command}",
+            dir.display()
+        ),
+    }
+}
+
 /// The files of each template: (path, contents with `{{name}}`, `{{kind}}`, `{{sdk}}`).
 fn files(lang: Lang, kind: PluginKind) -> Option<Vec<(&'static str, &'static str)>> {
     match (lang, kind) {
@@ -62,6 +87,13 @@ fn files(lang: Lang, kind: PluginKind) -> Option<Vec<(&'static str, &'static str
             ("Cargo.toml", include_str!("template/rust_Cargo.toml")),
             ("src/main.rs", include_str!("template/rust_transform_main.rs")),
         ]),
+        (Lang::Rust, PluginKind::Stream) => Some(vec![
+            ("Cargo.toml", include_str!("template/rust_Cargo.toml")),
+            ("src/main.rs", include_str!("template/rust_stream_main.rs")),
+        ]),
+        (Lang::Go, PluginKind::Transform) => {
+            Some(vec![("main.go", include_str!("template/go_transform_main.go")), ("transform.proto", TRANSFORM_PROTO)])
+        }
         _ => None,
     }
 }
@@ -89,16 +121,27 @@ pub fn new(args: &NewArgs) -> anyhow::Result<()> {
         Lang::Go => String::new(),
     };
     for (path, text) in files {
-        let text = text.replace("{{name}}", name).replace("{{kind}}", kind.as_str()).replace("{{sdk}}", &sdk);
+        let mut text = text.replace("{{name}}", name).replace("{{kind}}", kind.as_str()).replace("{{sdk}}", &sdk);
+        if path.ends_with(".proto") {
+            // The generated Go code lives in the plugin's own package.
+            text = text.replacen(
+                "package bosun.plugin.v1;",
+                "package bosun.plugin.v1;\n\noption go_package = \"main\";",
+                1,
+            );
+        }
         let path = dir.join(path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
         }
         std::fs::write(&path, text).with_context(|| format!("{}", path.display()))?;
     }
+    if args.lang == Lang::Go {
+        generate_go(&dir);
+    }
     let build = match args.lang {
         Lang::Rust => format!("cargo build --release --manifest-path {}/Cargo.toml", dir.display()),
-        Lang::Go => format!("(cd {} && go build)", dir.display()),
+        Lang::Go => format!("(cd {} && GO111MODULE=off GOPATH=$HOME/go:/usr/share/gocode go build)", dir.display()),
     };
     println!("wrote {} plugin {name:?} in {}", kind.as_str(), dir.display());
     println!("build it:   {build}");

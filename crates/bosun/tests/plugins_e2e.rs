@@ -162,3 +162,136 @@ fn plugins_are_discovered_in_the_plugin_directory_and_die_with_bosun() {
     let gone = eventually(Duration::from_secs(10), || (!alive(pid)).then_some(()));
     assert!(gone.is_some(), "plugin {pid} outlived bosun");
 }
+
+/// `bosun plugin new --lang go` writes a go-plugin project; given as source it is built,
+/// configured and called; a change of its source rebuilds and reloads it; a broken source is
+/// reported with the compiler's message while the last good build keeps serving.
+#[test]
+fn a_go_plugin_from_the_template_is_built_from_source_and_reloaded_when_it_changes() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let source = work.path().join("labeler");
+    let bosun_bin = env!("CARGO_BIN_EXE_bosun");
+    let out = std::process::Command::new(bosun_bin)
+        .args(["plugin", "new", "labeler", "--kind", "transform", "--lang", "go", "--dir"])
+        .arg(&source)
+        .output()
+        .expect("bosun plugin new");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("generated transform.pb.go"), "{printed}");
+
+    let config = work.path().join("bosun.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugin]]\nname = \"labeler\"\nkind = \"transform\"\npath = {:?}\nkinds = [\"RateLimitStrategy\"]\n\
+             config = {{ require_app_label = true, add_labels = {{ team = \"core\" }} }}\n",
+            source.display().to_string()
+        ),
+    )
+    .expect("bosun.toml");
+    let bosun = Bosun::start(work.path(), &["--config", config.to_str().expect("utf-8")]);
+    let first = eventually(Duration::from_secs(120), || running_pid(&bosun, "labeler"))
+        .unwrap_or_else(|| panic!("the Go plugin did not run: {:?}\n{}", plugins(&bosun), bosun.proc.output()));
+    let labels = |name: &str| -> Value {
+        let (_, out, _) = bosun.cli(&["get", "rls", name, "-o", "json"], None);
+        serde_json::from_str::<Value>(&out).map(|d| d["metadata"]["labels"].clone()).unwrap_or(Value::Null)
+    };
+
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(&strategy("default", "labelled", 5, "Local")));
+    assert!(ok, "{err}");
+    assert_eq!(labels("labelled"), serde_json::json!({"app": "cart", "team": "core"}));
+    let no_app = strategy("default", "no-app", 5, "Local").replace("labels: { app: cart }", "labels: {}");
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(&no_app));
+    assert!(!ok && err.contains("has no app label"), "{err}");
+
+    // A change of the source: rebuilt and reloaded.
+    let main_go = source.join("main.go");
+    let text = std::fs::read_to_string(&main_go).expect("main.go");
+    let changed = text.replace("labels[k] = v", "labels[k] = v + \"-v2\"");
+    assert_ne!(changed, text);
+    std::fs::write(&main_go, &changed).expect("main.go");
+    let reloaded = eventually(Duration::from_secs(120), || {
+        plugins(&bosun).into_iter().find(|p| p["name"] == "labeler" && p["reloads"] == 1 && p["state"] == "running")
+    })
+    .unwrap_or_else(|| panic!("not reloaded: {:?}", plugins(&bosun)));
+    assert_ne!(reloaded["pid"].as_u64(), Some(u64::from(first)));
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(&strategy("default", "v2", 5, "Local")));
+    assert!(ok, "{err}");
+    assert_eq!(labels("v2")["team"], "core-v2");
+
+    // A broken source: the compiler's message is shown; the last good build keeps serving.
+    std::fs::write(&main_go, changed.replace("changed := false", "changed := undefinedName")).expect("main.go");
+    let failed = eventually(Duration::from_secs(120), || {
+        plugins(&bosun)
+            .into_iter()
+            .find(|p| p["lastError"].as_str().is_some_and(|e| e.contains("undefined: undefinedName")))
+    })
+    .unwrap_or_else(|| panic!("no build error shown: {:?}", plugins(&bosun)));
+    assert_eq!(failed["state"], "running", "{failed}");
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(&strategy("default", "still", 5, "Local")));
+    assert!(ok, "{err}");
+    assert_eq!(labels("still")["team"], "core-v2");
+}
+
+/// The example stream plugin: gets the Cluster documents as events, resolves the ones
+/// labelled with a DNS name, and writes their endpoints back through the broker; after a
+/// kill -9 it is fed again from the current documents; a deleted cluster loses its endpoints.
+#[test]
+fn a_stream_plugin_writes_documents_back_through_the_broker() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let config = work.path().join("bosun.toml");
+    let plugin = workspace_binary("bosun-plugin", "dns-endpoints");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugin]]\nname = \"dns\"\nkind = \"stream\"\npath = {:?}\nconfig = {{ refresh_seconds = 1 }}\n",
+            plugin.display().to_string()
+        ),
+    )
+    .expect("bosun.toml");
+    let bosun = Bosun::start(work.path(), &["--config", config.to_str().expect("utf-8")]);
+    let pid = eventually(Duration::from_secs(20), || running_pid(&bosun, "dns"))
+        .unwrap_or_else(|| panic!("the plugin did not run: {:?}\n{}", plugins(&bosun), bosun.proc.output()));
+    let cluster = |name: &str, port: u16| {
+        format!(
+            "kind: Cluster\nmetadata: {{ name: {name}, namespace: default, labels: \
+             {{ bosun.io/dns-host: localhost, bosun.io/dns-port: \"{port}\" }} }}\n\
+             spec: {{ type: EDS, connect_timeout: 1s, eds_cluster_config: {{ eds_config: {{ ads: {{}} }} }} }}\n"
+        )
+    };
+    let endpoints = |name: &str| -> Option<Value> {
+        let (ok, out, _) = bosun.cli(&["get", "endpoints", name, "-o", "json"], None);
+        serde_json::from_str(&out).ok().filter(|_| ok)
+    };
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(&cluster("web", 8080)));
+    assert!(ok, "{err}");
+    let cla = eventually(Duration::from_secs(20), || endpoints("web"))
+        .unwrap_or_else(|| panic!("no endpoints written back\n{}", bosun.proc.output()));
+    let socket = &cla["spec"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+    assert_eq!((socket["address"].as_str(), socket["port_value"].as_u64()), (Some("127.0.0.1"), Some(8080)), "{cla}");
+    assert_eq!(cla["metadata"]["labels"]["bosun.io/generated-by"], "dns-endpoints");
+
+    // A change of the label: new endpoints.
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(&cluster("web", 9090)));
+    assert!(ok, "{err}");
+    let moved = eventually(Duration::from_secs(20), || {
+        endpoints("web").filter(|c| {
+            c["spec"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] == 9090
+        })
+    });
+    assert!(moved.is_some(), "the endpoints did not follow the label");
+
+    // kill -9: the new process is fed the current documents, then changes.
+    // SAFETY: kills the plugin's process group.
+    unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+    let restarted = eventually(Duration::from_secs(20), || running_pid(&bosun, "dns").filter(|p| *p != pid));
+    assert!(restarted.is_some(), "not restarted: {:?}", plugins(&bosun));
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(&cluster("api", 7070)));
+    assert!(ok, "{err}");
+    assert!(eventually(Duration::from_secs(20), || endpoints("api")).is_some(), "no endpoints after the restart");
+    let (ok, _, err) = bosun.cli(&["delete", "cluster", "web"], None);
+    assert!(ok, "{err}");
+    let gone = eventually(Duration::from_secs(20), || endpoints("web").is_none().then_some(()));
+    assert!(gone.is_some(), "the endpoints of a deleted cluster stayed");
+}

@@ -1,9 +1,15 @@
 //! The plugins `bosun serve` runs: each supervised by a [`PluginHost`] (restarts with backoff,
-//! health checks), configured with its `config` before use, listed by `/api/v1/plugins`, and
-//! called where its kind says: transform plugins in the write pipeline ([`Plugins::transform`]).
+//! health checks, hot reload, builds from source), configured with its `config` before use,
+//! listed by `/api/v1/plugins`, and called where its kind says: transform plugins in the write
+//! pipeline ([`Plugins::transform`]), stream plugins fed the store's events ([`stream`]), and
+//! storage plugins as the store itself (`--store plugin:NAME`, see `crate::store`).
+
+pub mod stream;
 
 use std::path::Path;
 use std::sync::Arc;
+
+use bosun_store::Store;
 use std::time::{Duration, Instant};
 
 use bosun_plugin::{
@@ -17,17 +23,19 @@ use crate::config::{PluginKind, PluginSpec};
 use crate::documents::{DocKind, Document, FieldError};
 
 /// One plugin and what Bosun knows of it.
-struct Entry {
+pub struct Entry {
     spec: PluginSpec,
     host: PluginHost,
     /// The store kinds a transform plugin is called for.
     kinds: Vec<String>,
+    /// What a stream plugin's running process subscribed to.
+    subscription: Arc<parking_lot::Mutex<Option<stream::Subscription>>>,
 }
 
 /// The running plugins.
 #[derive(Clone, Default)]
 pub struct Plugins {
-    entries: Arc<Vec<Entry>>,
+    entries: Arc<Vec<Arc<Entry>>>,
 }
 
 /// Why a document did not pass the transform plugins.
@@ -61,12 +69,18 @@ pub struct PluginInfo {
 }
 
 impl Plugins {
-    /// Starts every plugin in the background; each process gets its configuration before
-    /// any call reaches it. A kind a transform plugin names must exist. Plugins given as a
-    /// source directory are built under `build_dir`.
-    pub fn start(specs: &[PluginSpec], build_dir: &Path) -> anyhow::Result<Self> {
+    /// Starts the transform and stream plugins in the background (storage plugins are
+    /// started by the store); each process gets its configuration before any call reaches it.
+    /// A kind a transform plugin names must exist. Plugins given as a source directory are
+    /// built under `build_dir`. Stream plugins write through the API state `api` will hold.
+    pub fn start(
+        specs: &[PluginSpec],
+        build_dir: &Path,
+        store: Arc<dyn Store>,
+        api: stream::ApiSlot,
+    ) -> anyhow::Result<Self> {
         let mut entries = Vec::new();
-        for spec in specs {
+        for spec in specs.iter().filter(|s| s.kind != PluginKind::Storage) {
             let kinds = match spec.kind {
                 PluginKind::Transform if spec.kinds.is_empty() => {
                     bosun_model::Kind::ALL.iter().map(|k| k.name().to_owned()).collect()
@@ -78,19 +92,25 @@ impl Plugins {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| anyhow::anyhow!("plugin {}: kinds: {e}", spec.name))?,
             };
-            let host = PluginHost::start_with(
-                LaunchConfig::new(spec.name.clone(), spec.path.clone()),
-                options(spec, build_dir),
-            );
+            let subscription = Arc::new(parking_lot::Mutex::new(None));
+            let on_start = match spec.kind {
+                PluginKind::Stream => configure_stream(spec, subscription.clone(), api.clone()),
+                _ => configure_transform(spec),
+            };
+            let options = HostOptions { on_start: Some(on_start), ..host_options(spec, build_dir) };
+            let host = PluginHost::start_with(LaunchConfig::new(spec.name.clone(), spec.path.clone()), options);
             tracing::info!(plugin = %spec.name, kind = spec.kind.as_str(), path = %spec.path.display(), "plugin starting");
-            entries.push(Entry { spec: spec.clone(), host, kinds });
+            entries.push(Arc::new(Entry { spec: spec.clone(), host, kinds, subscription }));
+        }
+        for entry in entries.iter().filter(|e| e.spec.kind == PluginKind::Stream) {
+            tokio::spawn(stream::keep_feeding(Arc::downgrade(entry), store.clone()));
         }
         Ok(Self { entries: Arc::new(entries) })
     }
 
     /// Every plugin's state.
     pub fn list(&self) -> Vec<PluginInfo> {
-        self.entries.iter().map(Entry::info).collect()
+        self.entries.iter().map(|e| e.info()).collect()
     }
 
     /// Passes `doc` through every transform plugin for its kind, in the order they are
@@ -150,32 +170,51 @@ impl Plugins {
 }
 
 /// How the host runs the plugin of `spec`: built first when its path is a directory,
-/// reloaded when it changes (unless `reload = false`), configured before use.
-fn options(spec: &PluginSpec, build_dir: &Path) -> HostOptions {
+/// reloaded when it changes (unless `reload = false`).
+pub fn host_options(spec: &PluginSpec, build_dir: &Path) -> HostOptions {
     let executable = if spec.path.is_dir() {
         let name = spec.name.split('@').next().unwrap_or_default();
         Executable::Source(SourceBuild::new(name, spec.path.clone(), build_dir))
     } else {
         Executable::Binary
     };
+    HostOptions { executable, reload_interval: spec.reload.then_some(RELOAD_INTERVAL), ..HostOptions::default() }
+}
+
+/// Sends a transform plugin's process its configuration.
+fn configure_transform(spec: &PluginSpec) -> OnStart {
     let config = spec.config_json();
     let name = spec.name.clone();
-    let on_start: OnStart = Arc::new(move |channel| {
+    Arc::new(move |started| {
         let config = config.clone();
         let name = name.clone();
         Box::pin(async move {
-            TransformClient::new(channel)
+            TransformClient::new(started.channel)
                 .configure(&config)
                 .await
                 .map_err(|e| format!("plugin {name} refused its config: {e}"))
         })
-    });
-    HostOptions {
-        executable,
-        on_start: Some(on_start),
-        reload_interval: spec.reload.then_some(RELOAD_INTERVAL),
-        ..HostOptions::default()
-    }
+    })
+}
+
+/// Serves a stream plugin's process `StreamHost`, sends it its configuration, and keeps
+/// what it subscribes to.
+fn configure_stream(
+    spec: &PluginSpec,
+    subscription: Arc<parking_lot::Mutex<Option<stream::Subscription>>>,
+    api: stream::ApiSlot,
+) -> OnStart {
+    let config = spec.config_json();
+    let name = spec.name.clone();
+    Arc::new(move |started| {
+        let (config, name, api, subscription) = (config.clone(), name.clone(), api.clone(), subscription.clone());
+        Box::pin(async move {
+            let wanted = stream::configure(&name, config, &started, api).await?;
+            tracing::info!(plugin = %name, kinds = ?wanted.kinds, namespaces = ?wanted.namespaces, "stream plugin subscribed");
+            *subscription.lock() = Some(wanted);
+            Ok(())
+        })
+    })
 }
 
 /// How often plugins are checked for a new binary or source.
