@@ -8,8 +8,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+use crate::broker::Broker;
 use crate::error::{PluginError, Result};
 use crate::process::{LaunchConfig, Plugin};
+
+/// What callers of a running plugin need: its channel and the host's side of its broker.
+type Connection = (Channel, Broker);
 
 /// When and how often a plugin is restarted.
 #[derive(Debug, Clone)]
@@ -91,7 +95,7 @@ impl Shared {
 /// A supervised plugin.
 pub struct PluginHost {
     shared: Arc<Shared>,
-    channel: watch::Receiver<Option<Channel>>,
+    connection: watch::Receiver<Option<Connection>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -116,9 +120,9 @@ impl PluginHost {
             }),
             stop: Notify::new(),
         });
-        let (tx, channel) = watch::channel(None);
+        let (tx, connection) = watch::channel(None);
         let task = tokio::spawn(supervise(config, policy, shared.clone(), tx));
-        Self { shared, channel, task: Mutex::new(Some(task)) }
+        Self { shared, connection, task: Mutex::new(Some(task)) }
     }
 
     /// The plugin's current status.
@@ -131,7 +135,18 @@ impl PluginHost {
 
     /// A channel to the running plugin, waiting up to `wait` for it to be (re)started.
     pub async fn channel(&self, wait: Duration) -> Result<Channel> {
-        let mut rx = self.channel.clone();
+        self.connection(wait).await.map(|(channel, _)| channel)
+    }
+
+    /// The host's side of the running plugin's broker, waiting up to `wait` for it to be
+    /// (re)started. A restarted plugin has a new broker: services offered to the old process
+    /// must be offered again.
+    pub async fn broker(&self, wait: Duration) -> Result<Broker> {
+        self.connection(wait).await.map(|(_, broker)| broker)
+    }
+
+    async fn connection(&self, wait: Duration) -> Result<Connection> {
+        let mut rx = self.connection.clone();
         let found = tokio::time::timeout(wait, async {
             loop {
                 if let Some(c) = rx.borrow_and_update().clone() {
@@ -187,7 +202,7 @@ async fn supervise(
     config: LaunchConfig,
     policy: RestartPolicy,
     shared: Arc<Shared>,
-    channel: watch::Sender<Option<Channel>>,
+    connection: watch::Sender<Option<Connection>>,
 ) {
     let mut backoff = policy.initial_backoff;
     let mut in_a_row = 0u32;
@@ -205,9 +220,9 @@ async fn supervise(
                     s.pid = Some(plugin.pid());
                     s.address = Some(plugin.handshake().network.address().to_owned());
                 });
-                channel.send_replace(Some(plugin.channel()));
+                connection.send_replace(Some((plugin.channel(), plugin.broker().clone())));
                 let ended = watch_plugin(&plugin, &policy, &shared).await;
-                channel.send_replace(None);
+                connection.send_replace(None);
                 shared.update(|s| {
                     s.pid = None;
                     s.address = None;
@@ -238,7 +253,7 @@ async fn supervise(
         });
         if give_up {
             tracing::error!(plugin = %config.name, "plugin failed too often; giving up");
-            channel.send_replace(None);
+            connection.send_replace(None);
             return;
         }
         tokio::select! {
@@ -249,7 +264,7 @@ async fn supervise(
         backoff = (backoff * 2).min(policy.max_backoff);
     }
     shared.update(|s| s.state = PluginState::Stopped);
-    channel.send_replace(None);
+    connection.send_replace(None);
 }
 
 /// Runs until the plugin exits, fails its health checks or a stop is asked for.
