@@ -3,38 +3,13 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bosun_plugin::proto::bosun::transform_server::{Transform, TransformServer};
-use bosun_plugin::proto::bosun::{
-    ConfigureRequest, ConfigureResponse, TransformRequest, TransformResponse, transform_response,
-};
+use bosun_plugin::proto::bosun::transform_server::TransformServer;
 use bosun_plugin::{DIAL_WAIT, LaunchConfig, Plugin, PluginHost, RestartPolicy, TransformClient, TransformOutcome};
-use support::bounded;
-use tonic::{Request, Response, Status};
+use support::{Recorder, bounded};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_broker-relay");
-
-/// The host's service: records the requests it sees and changes every document.
-#[derive(Clone, Default)]
-struct Recorder {
-    seen: Arc<Mutex<Vec<TransformRequest>>>,
-}
-
-#[tonic::async_trait]
-impl Transform for Recorder {
-    async fn configure(&self, _: Request<ConfigureRequest>) -> Result<Response<ConfigureResponse>, Status> {
-        Ok(Response::new(ConfigureResponse {}))
-    }
-
-    async fn transform(&self, req: Request<TransformRequest>) -> Result<Response<TransformResponse>, Status> {
-        self.seen.lock().unwrap().push(req.into_inner());
-        Ok(Response::new(TransformResponse {
-            result: Some(transform_response::Result::ChangedJson(br#"{"from":"host"}"#.to_vec())),
-        }))
-    }
-}
 
 #[tokio::test]
 async fn plugin_calls_the_host_through_the_broker() {
