@@ -9,11 +9,10 @@
 //! tells the plugin its id; the plugin dials it.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use std::pin::Pin;
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
@@ -114,6 +113,12 @@ impl Broker {
         let socket = dir.path().join("broker.sock");
         let listener = tokio::net::UnixListener::bind(&socket)?;
         let address = socket.display().to_string();
+        let info = ConnInfo { service_id, network: "unix".to_owned(), address: address.clone(), knock: None };
+        self.inner
+            .outgoing
+            .send(info)
+            .await
+            .map_err(|_| PluginError::Broker("the broker stream is closed".to_owned()))?;
         let tls = self.inner.tls.clone();
         let stop = self.inner.stop.clone();
         tokio::spawn(async move {
@@ -123,12 +128,6 @@ impl Broker {
                 tracing::warn!(service_id, error = %e, "brokered server failed");
             }
         });
-        let info = ConnInfo { service_id, network: "unix".to_owned(), address: address.clone(), knock: None };
-        self.inner
-            .outgoing
-            .send(info)
-            .await
-            .map_err(|_| PluginError::Broker("the broker stream is closed".to_owned()))?;
         tracing::debug!(service_id, %address, "broker offer sent");
         Ok(())
     }

@@ -103,7 +103,14 @@ impl Plugin {
     /// launched it dies (PR_SET_PDEATHSIG on Linux). On any error the process group is killed.
     pub async fn launch(config: &LaunchConfig) -> Result<Self> {
         let versions = config.versions();
-        let identity = if config.auto_mtls { Some(Identity::generate()?) } else { None };
+        let identity = if config.auto_mtls {
+            // Key generation is CPU work (the first in a process also seeds aws-lc's entropy
+            // source, tens of milliseconds): off the async threads.
+            let generated = tokio::task::spawn_blocking(Identity::generate).await;
+            Some(generated.map_err(|e| PluginError::Tls(format!("certificate generation failed: {e}")))??)
+        } else {
+            None
+        };
         let mut cmd = Command::new(&config.path);
         cmd.args(&config.args)
             .env(&config.handshake.magic_cookie_key, &config.handshake.magic_cookie_value)

@@ -170,10 +170,13 @@ impl Shared {
     }
 }
 
+/// What callers of a running plugin need: its channel and the host's side of its broker.
+type Connection = (Channel, Broker);
+
 /// A supervised plugin.
 pub struct PluginHost {
     shared: Arc<Shared>,
-    channel: watch::Receiver<Option<Channel>>,
+    connection: watch::Receiver<Option<Connection>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -205,10 +208,10 @@ impl PluginHost {
             }),
             stop: Notify::new(),
         });
-        let (tx, channel) = watch::channel(None);
-        let supervisor = Supervisor { config, options, shared: shared.clone(), channel: tx };
+        let (tx, connection) = watch::channel(None);
+        let supervisor = Supervisor { config, options, shared: shared.clone(), connection: tx };
         let task = tokio::spawn(supervisor.run());
-        Self { shared, channel, task: Mutex::new(Some(task)) }
+        Self { shared, connection, task: Mutex::new(Some(task)) }
     }
 
     /// The plugin's current status.
@@ -222,7 +225,18 @@ impl PluginHost {
     /// A channel to the running plugin, waiting up to `wait` for it to be (re)started; with
     /// a zero `wait`, a plugin that is not running fails the call at once.
     pub async fn channel(&self, wait: Duration) -> Result<Channel> {
-        let mut rx = self.channel.clone();
+        self.connection(wait).await.map(|(channel, _)| channel)
+    }
+
+    /// The host's side of the running plugin's broker, waiting up to `wait` for it to be
+    /// (re)started. A restarted or reloaded plugin has a new broker: services offered to the
+    /// old process must be offered again (an [`OnStart`] hook does it for each process).
+    pub async fn broker(&self, wait: Duration) -> Result<Broker> {
+        self.connection(wait).await.map(|(_, broker)| broker)
+    }
+
+    async fn connection(&self, wait: Duration) -> Result<Connection> {
+        let mut rx = self.connection.clone();
         let found = tokio::time::timeout(wait, async {
             loop {
                 if let Some(c) = rx.borrow_and_update().clone() {
@@ -290,7 +304,7 @@ struct Supervisor {
     config: LaunchConfig,
     options: HostOptions,
     shared: Arc<Shared>,
-    channel: watch::Sender<Option<Channel>>,
+    connection: watch::Sender<Option<Connection>>,
 }
 
 impl Supervisor {
@@ -309,7 +323,7 @@ impl Supervisor {
                     let started = Instant::now();
                     self.publish(&plugin);
                     let (plugin, ended) = self.watch(plugin, fingerprint).await;
-                    self.channel.send_replace(None);
+                    self.connection.send_replace(None);
                     self.shared.update(|s| {
                         s.pid = None;
                         s.address = None;
@@ -340,7 +354,7 @@ impl Supervisor {
             });
             if give_up {
                 tracing::error!(plugin = %self.config.name, "plugin failed too often; giving up");
-                self.channel.send_replace(None);
+                self.connection.send_replace(None);
                 return;
             }
             tokio::select! {
@@ -351,7 +365,7 @@ impl Supervisor {
             backoff = (backoff * 2).min(policy.max_backoff);
         }
         self.shared.update(|s| s.state = PluginState::Stopped);
-        self.channel.send_replace(None);
+        self.connection.send_replace(None);
     }
 
     /// Builds (for a source), launches and prepares one process.
@@ -382,7 +396,7 @@ impl Supervisor {
             s.pid = Some(plugin.pid());
             s.address = Some(plugin.handshake().network.address().to_owned());
         });
-        self.channel.send_replace(Some(plugin.channel()));
+        self.connection.send_replace(Some((plugin.channel(), plugin.broker().clone())));
     }
 
     fn fingerprint(&self) -> Fingerprint {

@@ -3,38 +3,13 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bosun_plugin::proto::bosun::transform_server::{Transform, TransformServer};
-use bosun_plugin::proto::bosun::{
-    ConfigureRequest, ConfigureResponse, TransformRequest, TransformResponse, transform_response,
-};
-use bosun_plugin::{DIAL_WAIT, LaunchConfig, Plugin, TransformClient, TransformOutcome};
-use support::bounded;
-use tonic::{Request, Response, Status};
+use bosun_plugin::proto::bosun::transform_server::TransformServer;
+use bosun_plugin::{DIAL_WAIT, LaunchConfig, Plugin, PluginHost, RestartPolicy, TransformClient, TransformOutcome};
+use support::{Recorder, bounded};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_broker-relay");
-
-/// The host's service: records the requests it sees and changes every document.
-#[derive(Clone, Default)]
-struct Recorder {
-    seen: Arc<Mutex<Vec<TransformRequest>>>,
-}
-
-#[tonic::async_trait]
-impl Transform for Recorder {
-    async fn configure(&self, _: Request<ConfigureRequest>) -> Result<Response<ConfigureResponse>, Status> {
-        Ok(Response::new(ConfigureResponse {}))
-    }
-
-    async fn transform(&self, req: Request<TransformRequest>) -> Result<Response<TransformResponse>, Status> {
-        self.seen.lock().unwrap().push(req.into_inner());
-        Ok(Response::new(TransformResponse {
-            result: Some(transform_response::Result::ChangedJson(br#"{"from":"host"}"#.to_vec())),
-        }))
-    }
-}
 
 #[tokio::test]
 async fn plugin_calls_the_host_through_the_broker() {
@@ -75,4 +50,19 @@ async fn dialing_a_service_never_offered_fails_in_bounded_time() {
     let err = bounded(plugin.broker().dial(3)).await.unwrap_err();
     assert!(err.to_string().contains("no offer of service 3 within"), "{err}");
     bounded(plugin.shutdown()).await;
+}
+
+#[tokio::test]
+async fn supervised_plugin_calls_the_host_through_the_broker() {
+    let host = PluginHost::start(LaunchConfig::new("broker-relay", PLUGIN), RestartPolicy::default());
+    let broker = bounded(host.broker(Duration::from_secs(20))).await.unwrap();
+    let recorder = Recorder::default();
+    let routes = tonic::service::Routes::new(TransformServer::new(recorder.clone()));
+    bounded(broker.accept_and_serve(1, routes)).await.unwrap();
+    let mut client = TransformClient::new(bounded(host.channel(Duration::from_secs(20))).await.unwrap());
+    let out = bounded(client.transform("RateLimitStrategy", "ns", "sup", b"{}")).await.unwrap();
+    assert_eq!(out, TransformOutcome::Changed(br#"{"from":"host"}"#.to_vec()));
+    assert_eq!(recorder.seen.lock().unwrap()[0].name, "relayed:sup");
+    bounded(host.shutdown()).await;
+    assert!(host.broker(Duration::from_millis(10)).await.is_err());
 }

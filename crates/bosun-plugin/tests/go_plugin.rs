@@ -14,8 +14,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use bosun_plugin::proto::bosun::transform_server::TransformServer;
 use bosun_plugin::{LaunchConfig, Plugin, TransformClient, TransformOutcome};
-use support::bounded;
+use support::{Recorder, bounded};
 
 /// How long one build step (protoc, go build) may take.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
@@ -143,4 +144,25 @@ async fn go_plugin_in_plaintext() {
 #[tokio::test]
 async fn go_plugin_pins_the_advertised_certificate() {
     support::assert_pins_the_advertised_certificate(go_plugin()).await;
+}
+
+/// go-plugin's broker against the host's: the Go plugin dials the service the host offers and
+/// relays to it. In plaintext only: with AutoMTLS, go-plugin 1.0.1's plugin side dials brokered
+/// services expecting the server name `unused` ("x509: certificate is valid for localhost, not
+/// unused"), whoever the host is.
+#[tokio::test]
+async fn go_plugin_calls_the_host_through_the_broker() {
+    let plugin = bounded(Plugin::launch(&config(false))).await.unwrap();
+    let recorder = Recorder::default();
+    let id = plugin.broker().next_id();
+    let routes = tonic::service::Routes::new(TransformServer::new(recorder.clone()));
+    bounded(plugin.broker().accept_and_serve(id, routes)).await.unwrap();
+    let mut client = TransformClient::new(plugin.channel());
+    bounded(client.configure(&format!(r#"{{"relay_service": {id}}}"#))).await.unwrap();
+    let out = bounded(client.transform("RateLimitStrategy", "ns", "rl", br#"{"spec":{}}"#)).await.unwrap();
+    assert_eq!(out, TransformOutcome::Changed(br#"{"from":"host"}"#.to_vec()));
+    let seen = recorder.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].name.as_str(), seen[0].namespace.as_str()), ("relayed:rl", "ns"));
+    stop(plugin).await;
 }

@@ -5,12 +5,18 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bosun_plugin::mtls::{Identity, MutualTls};
+use bosun_plugin::proto::bosun::transform_server::Transform;
+use bosun_plugin::proto::bosun::{
+    ConfigureRequest, ConfigureResponse, TransformRequest, TransformResponse, transform_response,
+};
 use bosun_plugin::{HEALTH_SERVICE, Handshake, HandshakeConfig, connect, parse_handshake};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -100,4 +106,25 @@ pub async fn assert_pins_the_advertised_certificate(plugin: &Path) {
     assert!(answers(&started.handshake, Some(&host)).await, "the host with the advertised certificate was refused");
 
     started.child.kill().await.unwrap();
+}
+
+/// The host's service: records the requests it sees and changes every document.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    /// The requests seen, in order.
+    pub seen: Arc<Mutex<Vec<TransformRequest>>>,
+}
+
+#[tonic::async_trait]
+impl Transform for Recorder {
+    async fn configure(&self, _: Request<ConfigureRequest>) -> Result<Response<ConfigureResponse>, Status> {
+        Ok(Response::new(ConfigureResponse {}))
+    }
+
+    async fn transform(&self, req: Request<TransformRequest>) -> Result<Response<TransformResponse>, Status> {
+        self.seen.lock().unwrap().push(req.into_inner());
+        Ok(Response::new(TransformResponse {
+            result: Some(transform_response::Result::ChangedJson(br#"{"from":"host"}"#.to_vec())),
+        }))
+    }
 }

@@ -1,6 +1,8 @@
 // A transform plugin written with hashicorp/go-plugin (Debian's 1.0.1), which Bosun's host
 // loads in its tests: it caps `spec.threshold` at the configured `max_threshold` (default 100)
-// and rejects negative thresholds, like the Rust example `ratelimit-cap`.
+// and rejects negative thresholds, like the Rust example `ratelimit-cap`. Configured with a
+// `relay_service` id, it instead relays each request, renamed `relayed:<name>`, to the
+// Transform service the host offers under that id on go-plugin's broker.
 //
 // The tests generate the Go code of bosun.plugin.v1.Transform with protoc into
 // $GOPATH/src/bosun/plugin/v1 and build this file in GOPATH mode, offline.
@@ -30,15 +32,23 @@ var handshake = plugin.HandshakeConfig{
 
 // capper implements bosun.plugin.v1.Transform.
 type capper struct {
-	max uint64
+	broker *plugin.GRPCBroker
+	max    uint64
+	// relay is the broker service id to relay to; 0: none.
+	relay uint32
 }
 
 func (c *capper) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
 	var config struct {
-		MaxThreshold *int64 `json:"max_threshold"`
+		MaxThreshold *int64  `json:"max_threshold"`
+		RelayService *uint32 `json:"relay_service"`
 	}
 	if err := json.Unmarshal([]byte(req.ConfigJson), &config); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "config is not JSON: %v", err)
+	}
+	if config.RelayService != nil {
+		atomic.StoreUint32(&c.relay, *config.RelayService)
+		return &pb.ConfigureResponse{}, nil
 	}
 	if config.MaxThreshold == nil || *config.MaxThreshold < 0 {
 		return nil, status.Error(codes.InvalidArgument, "config needs max_threshold, a non-negative integer")
@@ -47,7 +57,10 @@ func (c *capper) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.Con
 	return &pb.ConfigureResponse{}, nil
 }
 
-func (c *capper) Transform(_ context.Context, req *pb.TransformRequest) (*pb.TransformResponse, error) {
+func (c *capper) Transform(ctx context.Context, req *pb.TransformRequest) (*pb.TransformResponse, error) {
+	if relay := atomic.LoadUint32(&c.relay); relay != 0 {
+		return c.relayToHost(ctx, relay, req)
+	}
 	var doc map[string]interface{}
 	if err := json.Unmarshal(req.DocumentJson, &doc); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "document is not JSON: %v", err)
@@ -77,14 +90,26 @@ func (c *capper) Transform(_ context.Context, req *pb.TransformRequest) (*pb.Tra
 	return &pb.TransformResponse{Result: &pb.TransformResponse_ChangedJson{ChangedJson: changed}}, nil
 }
 
+// relayToHost dials the host's broker service and calls its Transform.
+func (c *capper) relayToHost(ctx context.Context, service uint32, req *pb.TransformRequest) (*pb.TransformResponse, error) {
+	conn, err := c.broker.Dial(service)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "cannot dial the host's service %d: %v", service, err)
+	}
+	defer conn.Close()
+	relayed := *req
+	relayed.Name = "relayed:" + req.Name
+	return pb.NewTransformClient(conn).Transform(ctx, &relayed)
+}
+
 // transformPlugin registers the service on go-plugin's gRPC server; it has no net/rpc side
 // and no Go host side.
 type transformPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 }
 
-func (transformPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterTransformServer(s, &capper{max: 100})
+func (transformPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterTransformServer(s, &capper{broker: broker, max: 100})
 	return nil
 }
 
