@@ -61,7 +61,7 @@ fn document_errors_come_together() {
     assert_eq!(
         bad("kind: Widget\nmetadata: { name: ' a', namespace: 'a b' }\nspec: { x: 1 }"),
         [
-            "kind: unknown kind \"Widget\" (expected one of FaultToleranceRule, RateLimitStrategy, ThrottlingStrategy, ConcurrencyLimitStrategy, CircuitBreakerStrategy, HttpRequestFallbackAction, TrafficRouter, TrafficLane)",
+            "kind: unknown kind \"Widget\" (expected one of FaultToleranceRule, RateLimitStrategy, ThrottlingStrategy, ConcurrencyLimitStrategy, CircuitBreakerStrategy, HttpRequestFallbackAction, TrafficRouter, TrafficLane, Service)",
             "metadata.namespace: \"a b\" must contain only letters, digits, '.', '-' and '_'",
         ]
     );
