@@ -21,8 +21,8 @@
 //! - `apiVersion` may be left out; when given it must be the kind's (`traffic.opensergo.io/v1alpha1`
 //!   for a TrafficRouter). `kind` accepts the CLI's names too (`rls`, `ratelimitstrategies`), see
 //!   [`Kind::resolve`]; references inside a spec (`strategies[].kind`) take the exact kind name.
-//! - `metadata.resourceVersion` and `metadata.generation` (what `bosun get` shows) are accepted so
-//!   that its output can be applied again; names, namespaces and labels follow the store's rules.
+//! - `metadata.resourceVersion`, `metadata.generation` and `status` (what `bosun get` shows) are
+//!   accepted, and ignored, so that its output can be applied again; names, namespaces and labels follow the store's rules.
 //! - Enums are exact: `metricType: RequestAmount`, `limitMode: Local|Global`,
 //!   `strategy: SlowRequestRatio|ErrorRequestRatio`. All of RateLimitStrategy's fields are required.
 //! - `threshold >= 0` (0 refuses everything), `statDurationSeconds >= 1`, `maxConcurrency >= 1`,

@@ -68,7 +68,8 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
     http_request(addr, "GET", path, &[], "")
 }
 
-/// A request over HTTP/1.1 with extra header lines and a body; returns (status, body).
+/// A request over HTTP/1.1 with extra header lines (`Host: test` unless one is given) and a body;
+/// returns (status, body).
 pub fn http_request(
     addr: SocketAddr,
     method: &str,
@@ -78,8 +79,10 @@ pub fn http_request(
 ) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|h| h.to_ascii_lowercase().starts_with("host:")) {
+        head.push_str("Host: test\r\n");
+    }
     if !body.is_empty() {
         head.push_str("Content-Type: application/json\r\n");
     }
