@@ -31,8 +31,11 @@
 //!   `selector.app`), only services of that app (or without one) are targets. Targets that name
 //!   nothing on Envoy (an SDK's resource such as `com.shop.Cart:checkout`) are left to the SDKs.
 //!   - **RateLimitStrategy** `Local`: Envoy's local rate limit on those routes, a token bucket of
-//!     `threshold` tokens refilled every `statDurationSeconds` (429 when empty); `Global` needs a
-//!     rate limit service and is left to the SDKs; so is `threshold: 0`.
+//!     `threshold` tokens refilled at `threshold` per `statDurationSeconds` (429 when empty).
+//!     Envoy refills continuously: `threshold` requests at once, then one every
+//!     `statDurationSeconds / threshold`. A later rule's limit on a route that has one is left
+//!     out; a route's limit overrides its service's. `Global` needs a rate limit service and is
+//!     left to the SDKs; so is `threshold: 0` (no token bucket has no tokens).
 //!   - **ConcurrencyLimitStrategy** `Local`: circuit breaker thresholds (`max_requests`,
 //!     `max_pending_requests`) on the clusters behind those routes (the lowest limit wins);
 //!     `Global` is left to the SDKs.
@@ -44,12 +47,20 @@
 //!   - **HttpRequestFallbackAction** (the rule's `fallbackAction`): the answers Envoy gives for
 //!     the rule's enforced strategies (429 for a rate limit, 503 for a concurrency limit or
 //!     circuit breaker) are replaced, on those routes, by the fallback's status, body and
-//!     headers (Envoy's custom response filter). The same statuses from the service itself are
-//!     replaced too.
+//!     headers (Envoy's custom response filter, which Envoy marks work-in-progress). The same
+//!     statuses from the service itself are replaced too.
 //! - A **TrafficLane** is left to the SDKs.
 //!
 //! A rule naming a strategy or fallback action that does not exist is `Waiting` for it. A
-//! strategy or fallback action gets the status of what rules did with it.
+//! strategy or fallback action gets the status of what rules did with it, each line naming the
+//! rule.
+//!
+//! # Golden tests
+//!
+//! `tests/golden/<case>.yaml` holds the documents of one namespace and `<case>.json` the exact
+//! output (canonical proto3 JSON of each resource, and every status). After a deliberate change,
+//! `BOSUN_UPDATE_GOLDEN=1 cargo test -p bosun-translate --test golden` rewrites the JSON files;
+//! review their diff.
 
 #![warn(missing_docs)]
 

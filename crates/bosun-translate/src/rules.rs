@@ -77,6 +77,8 @@ pub(crate) fn apply(
         return report.status();
     }
     let mut refused_with = BTreeSet::new();
+    // In a strategy's own status, each line says which rule it comes from.
+    let from_rule = format!("{}: ", doc.object_ref());
     for strategy in &rule.strategies {
         let to =
             ObjectRef { kind: strategy.kind, namespace: doc.metadata.namespace.clone(), name: strategy.name.clone() };
@@ -95,16 +97,16 @@ pub(crate) fn apply(
         if part.any_enforced() {
             refused_with.extend(refused);
         }
-        part.merge_into(&mut report);
-        part.merge_into(usage.reports.entry(to).or_default());
+        part.merge_into(&mut report, "");
+        part.merge_into(usage.reports.entry(to).or_default(), &from_rule);
     }
     if let Some(action) = &rule.fallback_action {
         let to = ObjectRef { kind: action.kind, namespace: doc.metadata.namespace.clone(), name: action.name.clone() };
         if let Some(Spec::HttpRequestFallbackAction(fallback)) = documents.get(&to).map(|d| &d.spec) {
             let mut part = Report::default();
             fallback_response(&to, fallback, &refused_with, &places, tables, &mut part);
-            part.merge_into(&mut report);
-            part.merge_into(usage.reports.entry(to).or_default());
+            part.merge_into(&mut report, "");
+            part.merge_into(usage.reports.entry(to).or_default(), &from_rule);
         }
     }
     report.status()

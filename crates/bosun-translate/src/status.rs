@@ -73,10 +73,10 @@ impl Report {
         }
     }
 
-    /// Adds this report's lines to `other`'s.
-    pub(crate) fn merge_into(&self, other: &mut Report) {
-        self.how.iter().for_each(|h| other.enforced(h.clone()));
-        self.left_out.iter().for_each(|l| other.left_out(l.clone()));
+    /// Adds this report's lines to `other`'s, each after `prefix`.
+    pub(crate) fn merge_into(&self, other: &mut Report, prefix: &str) {
+        self.how.iter().for_each(|h| other.enforced(format!("{prefix}{h}")));
+        self.left_out.iter().for_each(|l| other.left_out(format!("{prefix}{l}")));
     }
 
     /// Whether anything is enforced.

@@ -377,3 +377,79 @@ async fn follow_once(store: &Arc<dyn Store>, source: &SnapshotSource) -> StoreEr
         source.followed(revision);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bosun_store::{KeyValue, Labels, Value};
+    use serde_json::json;
+
+    use super::*;
+    use crate::documents::Document;
+
+    fn stored(doc: serde_json::Value) -> KeyValue {
+        let doc = Document::parse(doc).expect("valid document");
+        KeyValue { key: doc.key.clone(), value: doc.value(), create_revision: 1, mod_revision: 1, version: 1 }
+    }
+
+    fn service() -> serde_json::Value {
+        json!({"kind": "Service", "metadata": {"name": "cart", "namespace": "edge"},
+               "spec": {"ports": [{"name": "http", "port": 8080}], "endpoints": [{"address": "127.0.0.1"}]}})
+    }
+
+    fn named<'a>(resources: &'a [Resource], type_suffix: &str, name: &str) -> Option<&'a Resource> {
+        resources.iter().find(|r| r.type_url().ends_with(type_suffix) && r.name() == name)
+    }
+
+    #[test]
+    fn governance_documents_are_translated_into_their_namespace_and_raw_resources_win() {
+        let statuses = GovernanceStatuses::default();
+        let mut current = StoreResources::default();
+        current.put(&stored(service()));
+        let loaded = current.loaded(&statuses);
+        assert!(loaded.common.is_empty());
+        let edge = &loaded.groups["edge"];
+        assert!(named(edge, ".Listener", "bosun_http_8080").is_some());
+        let translated = named(edge, ".Cluster", "outbound|8080||cart.edge").expect("translated cluster").clone();
+        let key = Key::new("Service", "edge", "cart").expect("key");
+        assert!(matches!(statuses.get(&key), Some(bosun_translate::Status::Enforced { .. })));
+
+        // A raw cluster of the same name replaces the translated one.
+        let raw =
+            stored(json!({"kind": "Cluster", "metadata": {"name": "outbound|8080||cart.edge", "namespace": "edge"},
+                                "spec": {"type": "STATIC", "connect_timeout": "5s"}}));
+        current.put(&raw);
+        let loaded = current.loaded(&statuses);
+        let served = named(&loaded.groups["edge"], ".Cluster", "outbound|8080||cart.edge").expect("cluster");
+        assert_ne!(served.version(), translated.version());
+        assert_eq!(served.version(), documents::resource_of(&raw).expect("envoy kind").expect("resource").version());
+
+        // Deleting the service takes its resources and status away; the raw cluster stays.
+        current.delete(&key);
+        let loaded = current.loaded(&statuses);
+        assert!(named(&loaded.groups["edge"], ".Listener", "bosun_http_8080").is_none());
+        assert!(named(&loaded.groups["edge"], ".Cluster", "outbound|8080||cart.edge").is_some());
+        assert!(statuses.get(&key).is_none());
+    }
+
+    #[test]
+    fn an_unreadable_stored_document_is_invalid() {
+        let statuses = GovernanceStatuses::default();
+        let mut current = StoreResources::default();
+        let key = Key::new("RateLimitStrategy", "default", "broken").expect("key");
+        let value = Value { data: br#"{"threshold": "lots"}"#.to_vec().into(), labels: Labels::new(), lease: None };
+        current.put(&KeyValue { key: key.clone(), value, create_revision: 1, mod_revision: 1, version: 1 });
+        current.loaded(&statuses);
+        match statuses.get(&key) {
+            Some(bosun_translate::Status::Invalid { why }) => assert!(why.contains("spec.threshold"), "{why}"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        let shown = statuses.render(&KeyValue {
+            key: key.clone(),
+            value: Value { data: b"{}".to_vec().into(), labels: Labels::new(), lease: None },
+            create_revision: 1,
+            mod_revision: 1,
+            version: 1,
+        });
+        assert_eq!(shown["status"]["state"], "Invalid");
+    }
+}
