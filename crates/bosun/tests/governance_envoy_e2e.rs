@@ -222,3 +222,56 @@ fn envoy_enforces_routes_rate_limits_and_fallbacks() {
     let bodies: Vec<String> = (0..20).map(|_| call(ingress, &["x-canary: yes"]).1).collect();
     assert!(bodies.iter().any(|b| b == "v1"), "{bodies:?}");
 }
+
+#[test]
+fn envoy_injects_faults_and_fails_over_to_a_fallback_destination() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let v1 = Backend::start("v1");
+    let v2 = Backend::start("v2");
+    let port = free_port();
+    let ingress: SocketAddr = ([127, 0, 0, 1], port).into();
+    let bosun = Bosun::start(work.path(), &[]);
+    let envoy = start_envoy(work.path(), bosun.xds_port);
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(&service(port, v1.port, v2.port)));
+    assert!(ok, "{err}");
+    let first = eventually(Duration::from_secs(30), || Some(call(ingress, &[])).filter(|(s, _)| *s == 200));
+    assert!(first.is_some(), "no answer through Envoy: {}\n--- envoy ---\n{}", bosun.status(), envoy.output());
+
+    // `empty` selects no instance, so its requests fail over to v2; `/broken` is aborted.
+    let router = format!(
+        "
+apiVersion: bosun.io/v1alpha1
+kind: Service
+metadata: {{ name: cart, namespace: {NAMESPACE}, labels: {{ app: cart }} }}
+spec:
+  ports: [ {{ name: http, port: {port} }} ]
+  endpoints:
+    - {{ address: 127.0.0.1, port: {v1}, labels: {{ version: v1 }} }}
+    - {{ address: 127.0.0.1, port: {v2}, labels: {{ version: v2 }} }}
+  subsets:
+    - {{ name: v2, labels: {{ version: v2 }} }}
+    - {{ name: empty, labels: {{ version: none }} }}
+---
+apiVersion: traffic.opensergo.io/v1alpha1
+kind: TrafficRouter
+metadata: {{ name: cart, namespace: {NAMESPACE} }}
+spec:
+  hosts: [ cart ]
+  http:
+    - match: [ {{ uri: {{ exact: /broken }} }} ]
+      fault: {{ abort: {{ httpStatus: 503 }} }}
+      route: [ {{ destination: {{ host: cart }} }} ]
+    - route: [ {{ destination: {{ host: cart, subset: empty, fallback: {{ host: cart, subset: v2 }} }} }} ]
+",
+        v1 = v1.port,
+        v2 = v2.port
+    );
+    apply_and_wait(&bosun, &envoy, &router);
+    for _ in 0..10 {
+        assert_eq!(call(ingress, &[]), (200, "v2".to_owned()));
+    }
+    let broken = http_request(ingress, "GET", "/broken", &["Host: cart"], "").expect("request");
+    assert_eq!(broken.0, 503, "{broken:?}");
+    let status = bosun.status();
+    assert_eq!(status["resources"]["governance"][format!("TrafficRouter/{NAMESPACE}/cart")]["state"], "Enforced");
+}
