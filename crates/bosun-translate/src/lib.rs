@@ -25,7 +25,9 @@
 //!   becomes an aggregate cluster (`failover|<primary>|<fallback>`): Envoy sends to the fallback
 //!   when the primary has no healthy instance (none at all, or all ejected by outlier detection)
 //!   — it does not retry a failed request there. Routes are named by `http[].name`, else
-//!   `<router>-<index>`. The first TrafficRouter by name owns a service's routes.
+//!   `<router>-<index>`. The first TrafficRouter by name owns a service's routes. A route Envoy
+//!   would refuse (a regular expression RE2 does not take: Envoy would reject the whole route
+//!   table) is left out; a router with nothing else is `Invalid`.
 //! - A **FaultToleranceRule** applies its strategies to its targets: a `targetResourceName` names
 //!   a route (as above) or a service (its whole virtual host). With an app (`labels.app` or
 //!   `selector.app`), only services of that app (or without one) are targets. Targets that name

@@ -132,7 +132,8 @@ impl RouteTables {
                 for (i, http) in router.http.iter().enumerate() {
                     match http_routes(router_name, i, http, port, services, clusters) {
                         Ok(more) => routes.extend(more),
-                        Err(why) => report.left_out(format!("spec.http[{i}]: {why}")),
+                        Err(Refused::Unknown(why)) => report.left_out(format!("spec.http[{i}]: {why}")),
+                        Err(Refused::Invalid(why)) => report.invalid(format!("spec.http[{i}]: {why}")),
                     }
                 }
                 if routes.is_empty() {
@@ -181,6 +182,14 @@ impl RouteTables {
     }
 }
 
+/// Why a TrafficRouter route has no Envoy form.
+enum Refused {
+    /// It names a service, subset or port that does not exist (yet).
+    Unknown(String),
+    /// Envoy would refuse it (a regular expression RE2 does not take).
+    Invalid(String),
+}
+
 /// The Envoy routes of one TrafficRouter route (one per match), on `port`.
 fn http_routes(
     router: &str,
@@ -189,11 +198,11 @@ fn http_routes(
     port: u16,
     services: &Services,
     clusters: &mut Clusters,
-) -> Result<Vec<Route>, String> {
+) -> Result<Vec<Route>, Refused> {
     let mut destinations = Vec::new();
     for (i, rd) in http.route.iter().enumerate() {
         let cluster = destination_cluster(&rd.destination, port, services, clusters)
-            .map_err(|why| format!("route[{i}].destination: {why}"))?;
+            .map_err(|why| Refused::Unknown(format!("route[{i}].destination: {why}")))?;
         destinations.push((cluster, rd.weight.unwrap_or(100)));
     }
     let cluster_specifier = match destinations.as_slice() {
@@ -248,13 +257,13 @@ fn http_routes(
     let matches = if http.matches.is_empty() { &every[..] } else { &http.matches[..] };
     let mut routes = Vec::new();
     for (i, m) in matches.iter().enumerate() {
-        let route_match = route_match(m).map_err(|why| format!("match[{i}]: {why}"))?;
+        let route_match = route_match(m).map_err(|why| Refused::Invalid(format!("match[{i}]: {why}")))?;
         if let Some(uri) = http.rewrite.as_ref().and_then(|r| r.uri.as_ref()) {
             match &m.uri {
                 Some(StringMatch::Regex(pattern)) => {
                     action.prefix_rewrite.clear();
                     action.regex_rewrite = Some(RegexMatchAndSubstitute {
-                        pattern: Some(proto::regex(pattern)?),
+                        pattern: Some(proto::regex(pattern).map_err(Refused::Invalid)?),
                         substitution: uri.clone(),
                     });
                 }

@@ -54,6 +54,8 @@ impl Status {
 pub(crate) struct Report {
     how: Vec<String>,
     left_out: Vec<String>,
+    /// Whether a part was left out for being invalid (rather than unknown to Envoy).
+    invalid: bool,
 }
 
 impl Report {
@@ -73,10 +75,17 @@ impl Report {
         }
     }
 
+    /// A part Envoy would refuse, with why: with nothing enforced, the document is `Invalid`.
+    pub(crate) fn invalid(&mut self, why: impl Into<String>) {
+        self.invalid = true;
+        self.left_out(why);
+    }
+
     /// Adds this report's lines to `other`'s, each after `prefix`.
     pub(crate) fn merge_into(&self, other: &mut Report, prefix: &str) {
         self.how.iter().for_each(|h| other.enforced(format!("{prefix}{h}")));
         self.left_out.iter().for_each(|l| other.left_out(format!("{prefix}{l}")));
+        other.invalid |= self.invalid;
     }
 
     /// Whether anything is enforced.
@@ -84,8 +93,11 @@ impl Report {
         !self.how.is_empty()
     }
 
-    /// The status: enforced, partial, or SDKs only.
+    /// The status: enforced, partial, invalid or SDKs only.
     pub(crate) fn status(self) -> Status {
+        if self.how.is_empty() && self.invalid {
+            return Status::Invalid { why: self.left_out.join("; ") };
+        }
         match (self.how.is_empty(), self.left_out.is_empty()) {
             (false, true) => Status::Enforced { how: self.how },
             (false, false) => Status::Partial { how: self.how, left_out: self.left_out },

@@ -4,7 +4,9 @@
 //! A namespace is translated again only when one of its documents changes. Its resources go to
 //! the node group of that namespace (`default`: every node), next to the raw Envoy documents of
 //! the namespace; a raw resource of the same type and name as a translated one wins, so an
-//! operator can override what the translation makes.
+//! operator can override what the translation makes. Listeners and route tables are named by
+//! port (`bosun_http_8080`), so on a namespace's nodes its own replace `default`'s of the same
+//! port (as every resource of a namespace replaces `default`'s of its name).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,7 +101,11 @@ impl Governance {
             let output = bosun_translate::translate(&valid, &self.options);
             let (resources, error) = match output.resources() {
                 Ok(resources) => (resources, None),
-                Err(e) => (Vec::new(), Some(format!("namespace {name:?}: encoding the translated resources: {e}"))),
+                // Keep serving what the namespace had.
+                Err(e) => (
+                    std::mem::take(&mut namespace.resources),
+                    Some(format!("namespace {name:?}: encoding the translated resources: {e}")),
+                ),
             };
             namespace.resources = resources;
             namespace.error = error;
