@@ -33,6 +33,9 @@
 //!   expressions are checked when translated (RE2 is Envoy's dialect, not Rust's).
 //! - A TrafficLane is `selector.app`, `rules.traffic.http[]` (matches as a TrafficRouter's) and
 //!   `lane.name`.
+//! - `Service` (`bosun.io/v1alpha1`, Bosun's own kind) is what rules route to: `ports[]{name,
+//!   port, protocol: HTTP|HTTP2|GRPC|TCP}`, `endpoints[]{address (an IP), port, labels}` and
+//!   `subsets[]{name, labels}` (see [`spec::Service`]).
 //! - A `null` field counts as absent. Sizes are limited where documents come in, not here.
 //!
 //! # References between documents
