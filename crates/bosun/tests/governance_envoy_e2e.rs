@@ -275,3 +275,78 @@ spec:
     let status = bosun.status();
     assert_eq!(status["resources"]["governance"][format!("TrafficRouter/{NAMESPACE}/cart")]["state"], "Enforced");
 }
+
+/// `n` requests at once (one connection each): the answers, sorted.
+fn at_once(ingress: SocketAddr, n: usize) -> Vec<(u16, String)> {
+    let start = std::sync::Barrier::new(n);
+    let mut answers = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..n)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    call(ingress, &[])
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().expect("request thread")).collect::<Vec<_>>()
+    });
+    answers.sort();
+    answers
+}
+
+#[test]
+fn envoy_limits_concurrency_with_a_fallback_response() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let slow = Backend::slow("slow", Duration::from_millis(300));
+    let port = free_port();
+    let ingress: SocketAddr = ([127, 0, 0, 1], port).into();
+    let bosun = Bosun::start(work.path(), &[]);
+    let envoy = start_envoy(work.path(), bosun.xds_port);
+    let service = format!(
+        "
+apiVersion: bosun.io/v1alpha1
+kind: Service
+metadata: {{ name: cart, namespace: {NAMESPACE}, labels: {{ app: cart }} }}
+spec:
+  ports: [ {{ name: http, port: {port} }} ]
+  endpoints: [ {{ address: 127.0.0.1, port: {} }} ]
+",
+        slow.port
+    );
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(&service));
+    assert!(ok, "{err}");
+    let first = eventually(Duration::from_secs(30), || Some(call(ingress, &[])).filter(|(s, _)| *s == 200));
+    assert!(first.is_some(), "no answer through Envoy: {}\n--- envoy ---\n{}", bosun.status(), envoy.output());
+    // Without a limit, requests at once all get through (the backend takes them in turn).
+    assert_eq!(at_once(ingress, 3), vec![(200, "slow".to_owned()); 3]);
+
+    let rule = format!(
+        "
+apiVersion: fault-tolerance.opensergo.io/v1alpha1
+kind: ConcurrencyLimitStrategy
+metadata: {{ name: one-at-a-time, namespace: {NAMESPACE} }}
+spec: {{ maxConcurrency: 1, limitMode: Local }}
+---
+apiVersion: fault-tolerance.opensergo.io/v1alpha1
+kind: HttpRequestFallbackAction
+metadata: {{ name: busy, namespace: {NAMESPACE} }}
+spec: {{ behaviorDesc: {{ responseStatusCode: 503, responseContentBody: busy }} }}
+---
+apiVersion: fault-tolerance.opensergo.io/v1alpha1
+kind: FaultToleranceRule
+metadata: {{ name: cart-concurrency, namespace: {NAMESPACE}, labels: {{ app: cart }} }}
+spec:
+  targets: [ {{ targetResourceName: cart }} ]
+  strategies: [ {{ name: one-at-a-time, kind: ConcurrencyLimitStrategy }} ]
+  fallbackAction: {{ name: busy, kind: HttpRequestFallbackAction }}
+"
+    );
+    apply_and_wait(&bosun, &envoy, &rule);
+    let answers = at_once(ingress, 4);
+    let served = answers.iter().filter(|a| **a == (200, "slow".to_owned())).count();
+    let refused = answers.iter().filter(|a| **a == (503, "busy".to_owned())).count();
+    assert!(served >= 1 && refused >= 1 && served + refused == 4, "{answers:?}");
+    let status = bosun.status();
+    let rule_status = &status["resources"]["governance"][format!("FaultToleranceRule/{NAMESPACE}/cart-concurrency")];
+    assert_eq!(rule_status["state"], "Enforced", "{rule_status}");
+}

@@ -117,7 +117,8 @@ pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Opti
     }
 }
 
-/// An HTTP backend on a free port that answers every request with `body`. Stops when dropped.
+/// An HTTP backend on a free port that answers every request with `body`, one request at a time.
+/// Stops when dropped.
 pub struct Backend {
     pub port: u16,
     stop: Arc<AtomicBool>,
@@ -126,6 +127,11 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(body: &'static str) -> Backend {
+        Self::slow(body, Duration::ZERO)
+    }
+
+    /// A backend that takes `delay` to answer each request (the next waits its turn).
+    pub fn slow(body: &'static str, delay: Duration) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
@@ -145,6 +151,7 @@ impl Backend {
                                 Ok(n) => head.extend_from_slice(&buf[..n]),
                             }
                         }
+                        std::thread::sleep(delay);
                         let _ = write!(
                             conn,
                             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
