@@ -84,7 +84,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
-use prost::{Message, Name};
+use prost::Name;
 
 pub use clusters::{cluster_name, failover_name};
 pub use routes::route_table_name;
@@ -171,9 +171,10 @@ pub fn translate(documents: &[Document], options: &Options) -> Output {
         statuses.insert(doc.object_ref(), report.status());
     }
     let mut usage = Usage::default();
+    let names = rules::route_names(&tables);
     for doc in of_kind(Kind::FaultToleranceRule) {
         let Spec::FaultToleranceRule(rule) = &doc.spec else { continue };
-        let status = rules::apply(doc, rule, &by_ref, &mut tables, &mut clusters, &mut usage);
+        let status = rules::apply(doc, rule, &by_ref, (&mut tables, &names), &mut clusters, &mut usage);
         statuses.insert(doc.object_ref(), status);
     }
     for doc in by_ref.values() {
@@ -204,13 +205,17 @@ pub fn translate(documents: &[Document], options: &Options) -> Output {
 }
 
 impl Output {
-    /// The resources, encoded for xDS: clusters, endpoints, listeners, routes.
+    /// The resources, encoded for xDS: clusters, endpoints, listeners, routes. A resource's
+    /// version is a hash of its bytes, except for route tables: their per-filter configurations
+    /// are maps, which encode in a random order, so their version is a hash of their canonical
+    /// JSON (clusters have at most one protocol options entry, and the rest no maps).
     pub fn resources(&self) -> Result<Vec<Resource>, String> {
-        let mut out = Vec::new();
-        push(&mut out, &self.clusters, |c| &c.name)?;
-        push(&mut out, &self.load_assignments, |c| &c.cluster_name)?;
-        push(&mut out, &self.listeners, |l| &l.name)?;
-        push(&mut out, &self.route_configurations, |r| &r.name)?;
+        let mut out: Vec<Resource> = self.clusters.iter().map(Resource::new).collect();
+        out.extend(self.load_assignments.iter().map(Resource::new));
+        out.extend(self.listeners.iter().map(Resource::new));
+        for table in &self.route_configurations {
+            out.push(envoy_json::resource(&RouteConfiguration::type_url(), &table.name, table)?);
+        }
         Ok(out)
     }
 
@@ -230,15 +235,4 @@ impl Output {
             self.statuses.iter().map(|(r, s)| (r.to_string(), serde_json::to_value(s).unwrap_or_default())).collect();
         Ok(serde_json::json!({ "resources": resources, "statuses": statuses }))
     }
-}
-
-fn push<M: Message + Name>(
-    out: &mut Vec<Resource>,
-    messages: &[M],
-    name: impl Fn(&M) -> &String,
-) -> Result<(), String> {
-    for message in messages {
-        out.push(envoy_json::resource(&M::type_url(), name(message), message)?);
-    }
-    Ok(())
 }

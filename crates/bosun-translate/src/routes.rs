@@ -67,10 +67,12 @@ pub(crate) struct VirtualHostPlan {
     routed_by: Option<String>,
 }
 
-/// The route tables of a namespace, by port.
+/// The route tables of a namespace: by port, the virtual hosts by service name.
 #[derive(Debug, Default)]
 pub(crate) struct RouteTables {
-    pub(crate) tables: BTreeMap<u16, Vec<VirtualHostPlan>>,
+    pub(crate) tables: BTreeMap<u16, BTreeMap<String, VirtualHostPlan>>,
+    /// By port, the service each domain names.
+    owners: BTreeMap<u16, BTreeMap<String, String>>,
 }
 
 impl RouteTables {
@@ -90,14 +92,18 @@ impl RouteTables {
                 })),
                 ..Default::default()
             };
-            self.tables.entry(port.port).or_default().push(VirtualHostPlan {
+            let domains = vec![name.clone(), format!("{name}.{namespace}")];
+            let owners = self.owners.entry(port.port).or_default();
+            owners.extend(domains.iter().map(|d| (d.clone(), name.clone())));
+            let vhost = VirtualHostPlan {
                 service: name.clone(),
                 app: doc.metadata.app().map(str::to_owned),
-                domains: vec![name.clone(), format!("{name}.{namespace}")],
+                domains,
                 routes: vec![route],
                 filters: BTreeMap::new(),
                 routed_by: None,
-            });
+            };
+            self.tables.entry(port.port).or_default().insert(name.clone(), vhost);
         }
     }
 
@@ -119,9 +125,8 @@ impl RouteTables {
             };
             let service = service_doc.metadata.name.as_str();
             for (&port, vhosts) in &mut self.tables {
-                let taken: Vec<String> =
-                    vhosts.iter().filter(|v| v.service != service).flat_map(|v| v.domains.clone()).collect();
-                let Some(vhost) = vhosts.iter_mut().find(|v| v.service == service) else { continue };
+                let Some(vhost) = vhosts.get_mut(service) else { continue };
+                let owners = self.owners.entry(port).or_default();
                 if let Some(other) = vhost.routed_by.as_ref().filter(|o| *o != router_name) {
                     report.left_out(format!(
                         "host {host:?}: the routes of Service/{service} are TrafficRouter/{other}'s (first by name)"
@@ -143,10 +148,13 @@ impl RouteTables {
                     vhost.routes = routes;
                     vhost.routed_by = Some(router_name.clone());
                 }
-                if !vhost.domains.contains(host) {
-                    if taken.contains(host) {
-                        report.left_out(format!("host {host:?}: already a name of another service on port {port}"));
-                    } else {
+                match owners.get(host) {
+                    Some(owner) if owner == service => {}
+                    Some(_) => {
+                        report.left_out(format!("host {host:?}: already a name of another service on port {port}"))
+                    }
+                    None => {
+                        owners.insert(host.clone(), service.to_owned());
                         vhost.domains.push(host.clone());
                     }
                 }
@@ -155,13 +163,27 @@ impl RouteTables {
         }
     }
 
+    /// Every route name: where routes of that name are (port, service, their indices).
+    pub(crate) fn route_names(&self) -> BTreeMap<&str, BTreeMap<(u16, &str), Vec<usize>>> {
+        let mut names: BTreeMap<&str, BTreeMap<(u16, &str), Vec<usize>>> = BTreeMap::new();
+        for (&port, vhosts) in &self.tables {
+            for (service, vhost) in vhosts {
+                for (i, route) in vhost.routes.iter().enumerate() {
+                    let at = names.entry(route.name.as_str()).or_default();
+                    at.entry((port, service.as_str())).or_default().push(i);
+                }
+            }
+        }
+        names
+    }
+
     /// The route tables as Envoy resources, by port.
     pub(crate) fn render(&self) -> Vec<(u16, RouteConfiguration)> {
         self.tables
             .iter()
             .map(|(&port, vhosts)| {
                 let virtual_hosts = vhosts
-                    .iter()
+                    .values()
                     .map(|v| VirtualHost {
                         name: v.service.clone(),
                         domains: v.domains.clone(),

@@ -40,7 +40,8 @@ const OVERLOADED: u16 = 503;
 /// Where a rule applies: a virtual host (a Service) or some routes of one, on one port.
 struct Place {
     port: u16,
-    vhost: usize,
+    /// The virtual host's service.
+    service: String,
     /// The routes of the virtual host; `None` for all of it.
     routes: Option<Vec<usize>>,
     /// `route "checkout" on port 8080`, `Service/cart on port 8080`.
@@ -53,12 +54,25 @@ pub(crate) struct Usage {
     pub(crate) reports: BTreeMap<ObjectRef, Report>,
 }
 
+/// Where each route name is: (port, service) → the routes' indices ([`RouteTables::route_names`],
+/// owned, so that rules can change the tables).
+pub(crate) type RouteNames = BTreeMap<String, BTreeMap<(u16, String), Vec<usize>>>;
+
+/// The route names of `tables`, for [`apply`].
+pub(crate) fn route_names(tables: &RouteTables) -> RouteNames {
+    tables
+        .route_names()
+        .into_iter()
+        .map(|(name, at)| (name.to_owned(), at.into_iter().map(|((p, s), i)| ((p, s.to_owned()), i)).collect()))
+        .collect()
+}
+
 /// Applies one rule; returns its status.
 pub(crate) fn apply(
     doc: &Document,
     rule: &FaultToleranceRule,
     documents: &BTreeMap<ObjectRef, &Document>,
-    tables: &mut RouteTables,
+    (tables, names): (&mut RouteTables, &RouteNames),
     clusters: &mut Clusters,
     usage: &mut Usage,
 ) -> Status {
@@ -72,7 +86,7 @@ pub(crate) fn apply(
         return Status::Waiting { on: missing };
     }
     let mut report = Report::default();
-    let places = places(rule, doc.app(), tables, &mut report);
+    let places = places(rule, doc.app(), tables, names, &mut report);
     if places.is_empty() {
         return report.status();
     }
@@ -112,35 +126,36 @@ pub(crate) fn apply(
     report.status()
 }
 
-/// The routes and virtual hosts the rule's targets name (of its app's services, if it has an app).
-fn places(rule: &FaultToleranceRule, app: Option<&str>, tables: &RouteTables, report: &mut Report) -> Vec<Place> {
+/// The routes and virtual hosts the rule's targets name (of its app's services, if it has an
+/// app): the routes of that name, else the virtual host of the service of that name.
+fn places(
+    rule: &FaultToleranceRule,
+    app: Option<&str>,
+    tables: &RouteTables,
+    names: &RouteNames,
+    report: &mut Report,
+) -> Vec<Place> {
     let mut places = Vec::new();
     for target in &rule.targets {
         let name = &target.target_resource_name;
-        let before = places.len();
+        let mut found: BTreeMap<(u16, String), Option<Vec<usize>>> =
+            names.get(name).into_iter().flatten().map(|(at, routes)| (at.clone(), Some(routes.clone()))).collect();
         for (&port, vhosts) in &tables.tables {
-            for (i, vhost) in vhosts.iter().enumerate() {
-                if app.is_some() && vhost.app.is_some() && vhost.app.as_deref() != app {
-                    continue;
-                }
-                let routes: Vec<usize> =
-                    vhost.routes.iter().enumerate().filter(|(_, r)| &r.name == name).map(|(j, _)| j).collect();
-                if !routes.is_empty() {
-                    places.push(Place {
-                        port,
-                        vhost: i,
-                        routes: Some(routes),
-                        label: format!("route {name:?} on port {port}"),
-                    });
-                } else if &vhost.service == name {
-                    places.push(Place {
-                        port,
-                        vhost: i,
-                        routes: None,
-                        label: format!("Service/{name} on port {port}"),
-                    });
-                }
+            if vhosts.contains_key(name) {
+                found.entry((port, name.clone())).or_insert(None);
             }
+        }
+        let before = places.len();
+        for ((port, service), routes) in found {
+            let vhost_app = tables.tables.get(&port).and_then(|v| v.get(&service)).and_then(|v| v.app.as_deref());
+            if app.is_some() && vhost_app.is_some() && vhost_app != app {
+                continue;
+            }
+            let label = match routes {
+                Some(_) => format!("route {name:?} on port {port}"),
+                None => format!("Service/{service} on port {port}"),
+            };
+            places.push(Place { port, service, routes, label });
         }
         if places.len() == before {
             let of_app = app.map(|app| format!(" (of app {app:?})")).unwrap_or_default();
@@ -152,7 +167,7 @@ fn places(rule: &FaultToleranceRule, app: Option<&str>, tables: &RouteTables, re
 
 /// Sets a per-filter configuration on a place, unless another rule set one there first.
 fn configure(tables: &mut RouteTables, place: &Place, filter: &str, config: &Any) -> Result<(), String> {
-    let Some(vhost) = tables.tables.get_mut(&place.port).and_then(|v| v.get_mut(place.vhost)) else {
+    let Some(vhost) = tables.tables.get_mut(&place.port).and_then(|v| v.get_mut(&place.service)) else {
         return Err(format!("{}: gone", place.label));
     };
     match &place.routes {
@@ -182,7 +197,9 @@ fn configure(tables: &mut RouteTables, place: &Place, filter: &str, config: &Any
 
 /// The clusters that serve a place's requests.
 fn clusters_of(tables: &RouteTables, clusters: &Clusters, place: &Place) -> BTreeSet<String> {
-    let Some(vhost) = tables.tables.get(&place.port).and_then(|v| v.get(place.vhost)) else { return BTreeSet::new() };
+    let Some(vhost) = tables.tables.get(&place.port).and_then(|v| v.get(&place.service)) else {
+        return BTreeSet::new();
+    };
     let routes: Vec<_> = match &place.routes {
         None => vhost.routes.iter().collect(),
         Some(indices) => indices.iter().filter_map(|&i| vhost.routes.get(i)).collect(),
