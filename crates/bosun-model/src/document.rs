@@ -88,6 +88,9 @@ impl Document {
         }
         let metadata = doc.object("metadata", true, errors, |obj, errors| Metadata::read(obj, kind, errors)).flatten();
         let spec = doc.take("spec", true, errors);
+        // What Bosun made of the document, shown by `bosun get`; accepted back and ignored, so
+        // that its output can be applied again.
+        doc.take("status", false, errors);
         // Checked even when the spec has other errors, so that this error comes with them.
         let selector_app = spec
             .as_ref()

@@ -297,6 +297,32 @@ impl Obj {
         out
     }
 
+    /// A mapping of strings to strings (labels); entries that are not strings are reported and
+    /// left out.
+    pub(crate) fn string_map(&mut self, field: &'static str, errors: &mut Errors) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Some(value) = self.take(field, false, errors) else { return out };
+        let Json::Object(map) = value else {
+            errors.push(FieldError::new(
+                self.at(field),
+                format!("must be a mapping of strings, not {}", type_name(&value)),
+            ));
+            return out;
+        };
+        for (key, value) in map {
+            match value {
+                Json::String(s) => {
+                    out.insert(key, s);
+                }
+                other => errors.push(FieldError::new(
+                    join(&self.at(field), &key),
+                    format!("must be a string, not {}", type_name(&other)),
+                )),
+            }
+        }
+        out
+    }
+
     /// Reports the fields that were not asked for.
     pub(crate) fn finish(self, errors: &mut Errors) {
         for field in self.map.keys() {

@@ -6,6 +6,8 @@ use serde::Serialize;
 pub const FAULT_TOLERANCE_GROUP: &str = "fault-tolerance.opensergo.io";
 /// The API group of the traffic kinds.
 pub const TRAFFIC_GROUP: &str = "traffic.opensergo.io";
+/// The API group of Bosun's own kinds (`Service`).
+pub const BOSUN_GROUP: &str = "bosun.io";
 /// The version of every kind.
 pub const VERSION: &str = "v1alpha1";
 
@@ -28,6 +30,8 @@ pub enum Kind {
     TrafficRouter,
     /// A lane of tagged traffic.
     TrafficLane,
+    /// A service: its ports and the instances that serve it (Bosun's own kind).
+    Service,
 }
 
 struct Names {
@@ -37,7 +41,7 @@ struct Names {
     aliases: &'static [&'static str],
 }
 
-const NAMES: [Names; 8] = [
+const NAMES: [Names; 9] = [
     Names {
         name: "FaultToleranceRule",
         group: FAULT_TOLERANCE_GROUP,
@@ -71,11 +75,12 @@ const NAMES: [Names; 8] = [
     },
     Names { name: "TrafficRouter", group: TRAFFIC_GROUP, plural: "trafficrouters", aliases: &["tr"] },
     Names { name: "TrafficLane", group: TRAFFIC_GROUP, plural: "trafficlanes", aliases: &["tl"] },
+    Names { name: "Service", group: BOSUN_GROUP, plural: "services", aliases: &["svc"] },
 ];
 
 impl Kind {
-    /// Every kind, fault-tolerance first.
-    pub const ALL: [Kind; 8] = [
+    /// Every kind: fault-tolerance, then traffic, then Bosun's own.
+    pub const ALL: [Kind; 9] = [
         Kind::FaultToleranceRule,
         Kind::RateLimitStrategy,
         Kind::ThrottlingStrategy,
@@ -84,6 +89,7 @@ impl Kind {
         Kind::HttpRequestFallbackAction,
         Kind::TrafficRouter,
         Kind::TrafficLane,
+        Kind::Service,
     ];
 
     /// The kinds a FaultToleranceRule may name in `strategies[]`.
@@ -180,6 +186,8 @@ mod tests {
         assert_eq!(Kind::resolve("Cluster"), None);
         assert_eq!(Kind::RateLimitStrategy.api_version(), "fault-tolerance.opensergo.io/v1alpha1");
         assert_eq!(Kind::TrafficRouter.wire_name(), "traffic.opensergo.io/v1alpha1/TrafficRouter");
+        assert_eq!(Kind::resolve("svc"), Some(Kind::Service));
+        assert_eq!(Kind::Service.api_version(), "bosun.io/v1alpha1");
         assert!(Kind::ThrottlingStrategy.is_strategy() && !Kind::HttpRequestFallbackAction.is_strategy());
     }
 }

@@ -21,8 +21,8 @@
 //! - `apiVersion` may be left out; when given it must be the kind's (`traffic.opensergo.io/v1alpha1`
 //!   for a TrafficRouter). `kind` accepts the CLI's names too (`rls`, `ratelimitstrategies`), see
 //!   [`Kind::resolve`]; references inside a spec (`strategies[].kind`) take the exact kind name.
-//! - `metadata.resourceVersion` and `metadata.generation` (what `bosun get` shows) are accepted so
-//!   that its output can be applied again; names, namespaces and labels follow the store's rules.
+//! - `metadata.resourceVersion`, `metadata.generation` and `status` (what `bosun get` shows) are
+//!   accepted, and ignored, so that its output can be applied again; names, namespaces and labels follow the store's rules.
 //! - Enums are exact: `metricType: RequestAmount`, `limitMode: Local|Global`,
 //!   `strategy: SlowRequestRatio|ErrorRequestRatio`. All of RateLimitStrategy's fields are required.
 //! - `threshold >= 0` (0 refuses everything), `statDurationSeconds >= 1`, `maxConcurrency >= 1`,
@@ -33,6 +33,9 @@
 //!   expressions are checked when translated (RE2 is Envoy's dialect, not Rust's).
 //! - A TrafficLane is `selector.app`, `rules.traffic.http[]` (matches as a TrafficRouter's) and
 //!   `lane.name`.
+//! - `Service` (`bosun.io/v1alpha1`, Bosun's own kind) is what rules route to: `ports[]{name,
+//!   port, protocol: HTTP|HTTP2|GRPC|TCP}`, `endpoints[]{address (an IP), port, labels}` and
+//!   `subsets[]{name, labels}` (see [`spec::Service`]).
 //! - A `null` field counts as absent. Sizes are limited where documents come in, not here.
 //!
 //! # References between documents

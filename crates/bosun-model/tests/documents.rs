@@ -34,8 +34,10 @@ fn metadata_defaults_and_labels() {
 #[test]
 fn kind_aliases_no_api_version_and_get_output_are_accepted() {
     let doc = good(&format!(
-        "kind: rls\nmetadata: {{ name: a, namespace: prod, resourceVersion: '7', generation: 2 }}\n{RLS_SPEC}"
+        "kind: rls\nmetadata: {{ name: a, namespace: prod, resourceVersion: '7', generation: 2 }}\n\
+         status: {{ state: Enforced, how: [ local rate limit ] }}\n{RLS_SPEC}"
     ));
+    assert!(doc.to_json().get("status").is_none(), "the status shown is not part of the document");
     assert_eq!(doc.kind(), Kind::RateLimitStrategy);
     assert_eq!(doc.metadata.resource_version, Some(7));
     assert_eq!(doc.to_json()["metadata"]["resourceVersion"], "7");
@@ -46,7 +48,7 @@ fn kind_aliases_no_api_version_and_get_output_are_accepted() {
 fn document_errors_come_together() {
     assert_eq!(
         bad(&format!(
-            "apiVersion: traffic.opensergo.io/v1alpha1\nkind: RateLimitStrategy\nstatus: {{}}\nmetadata: {{ namespace: 'a b', labels: {{ app: 'x y', n: 1 }}, uid: u, resourceVersion: '-1' }}\n{RLS_SPEC}"
+            "apiVersion: traffic.opensergo.io/v1alpha1\nkind: RateLimitStrategy\nstate: {{}}\nmetadata: {{ namespace: 'a b', labels: {{ app: 'x y', n: 1 }}, uid: u, resourceVersion: '-1' }}\n{RLS_SPEC}"
         )),
         [
             "apiVersion: must be \"fault-tolerance.opensergo.io/v1alpha1\" for RateLimitStrategy",
@@ -55,13 +57,13 @@ fn document_errors_come_together() {
             "metadata.labels.n: must be a string",
             "metadata.resourceVersion: must be a positive integer, as `bosun get` shows it",
             "metadata.uid: unknown field (expected name, namespace, labels, resourceVersion, generation)",
-            "status: unknown field (expected apiVersion, kind, metadata, spec)",
+            "state: unknown field (expected apiVersion, kind, metadata, spec, status)",
         ]
     );
     assert_eq!(
         bad("kind: Widget\nmetadata: { name: ' a', namespace: 'a b' }\nspec: { x: 1 }"),
         [
-            "kind: unknown kind \"Widget\" (expected one of FaultToleranceRule, RateLimitStrategy, ThrottlingStrategy, ConcurrencyLimitStrategy, CircuitBreakerStrategy, HttpRequestFallbackAction, TrafficRouter, TrafficLane)",
+            "kind: unknown kind \"Widget\" (expected one of FaultToleranceRule, RateLimitStrategy, ThrottlingStrategy, ConcurrencyLimitStrategy, CircuitBreakerStrategy, HttpRequestFallbackAction, TrafficRouter, TrafficLane, Service)",
             "metadata.namespace: \"a b\" must contain only letters, digits, '.', '-' and '_'",
         ]
     );

@@ -26,6 +26,7 @@ use serde_json::{Value as JsonValue, json};
 
 use crate::documents::{self, DocKind, Document, FieldError};
 use crate::plugins::{Plugins, TransformError};
+use crate::source::GovernanceStatuses;
 
 /// Bodies larger than this are refused (413).
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -39,6 +40,8 @@ pub struct ApiState {
     pub token: Option<String>,
     /// Transform plugins see every document before it is written.
     pub plugins: Plugins,
+    /// Governance documents' statuses, shown with them.
+    pub statuses: Arc<GovernanceStatuses>,
 }
 
 /// The `/api/v1` routes.
@@ -215,7 +218,7 @@ async fn list(state: &ApiState, prefix: Prefix, query: ListQuery) -> ApiResult {
     let options =
         ListOptions { prefix, selector, limit: query.limit.filter(|&l| l > 0), continue_token: query.continue_token };
     let page = state.store.list(&options).await?;
-    let items: Vec<JsonValue> = page.items.iter().map(documents::render).collect();
+    let items: Vec<JsonValue> = page.items.iter().map(|kv| state.statuses.render(kv)).collect();
     Ok(Json(json!({"kind": "List", "revision": page.revision, "continue": page.continue_token, "items": items})))
 }
 
@@ -230,7 +233,7 @@ async fn get_one(
 ) -> ApiResult {
     let key = key_of(&kind, &namespace, &name)?;
     match state.store.get(&key).await? {
-        Some(kv) => Ok(Json(documents::render(&kv))),
+        Some(kv) => Ok(Json(state.statuses.render(&kv))),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("{key} not found"))),
     }
 }

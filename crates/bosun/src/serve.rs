@@ -79,7 +79,12 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             wait_for(shutdown_rx.clone()),
         );
 
-    let api = Arc::new(ApiState { store: store.clone(), token: config.admin_token.clone(), plugins: plugins.clone() });
+    let api = Arc::new(ApiState {
+        store: store.clone(),
+        token: config.admin_token.clone(),
+        plugins: plugins.clone(),
+        statuses: source.statuses(),
+    });
     api_slot.send_replace(Some(Arc::downgrade(&api)));
     let admin_state = Arc::new(AdminState { registry, xds: xds_status, source, store: store.clone(), directory, api });
     let admin = axum::serve(admin_listener, admin::router(admin_state)).with_graceful_shutdown(wait_for(shutdown_rx));

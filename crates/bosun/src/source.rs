@@ -5,6 +5,13 @@
 //! `default` namespace's resources with its own on top; every other group gets the `default` ones.
 //! A set of resources that fails the consistency check changes nothing that is served, and
 //! `/status` says why.
+//!
+//! Governance documents and Services are translated into Envoy resources per namespace
+//! ([`governance`]) and served with the namespace's Envoy documents; a raw Envoy document of the
+//! same type and name as a translated resource wins. Each governance document's status is in
+//! `/status` (`resources.governance`) and shown by the API with the document.
+
+mod governance;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,8 +30,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-use crate::documents::{self, DEFAULT_NAMESPACE, EnvoyKind};
+pub use governance::GovernanceStatuses;
+
+use crate::documents::{self, DEFAULT_NAMESPACE, DocKind};
 use crate::resources::LoadedResources;
+use governance::Governance;
 
 /// Changes that arrive within this long of each other make one rebuild.
 const COALESCE: Duration = Duration::from_millis(10);
@@ -73,6 +83,8 @@ pub struct SourceStatus {
     pub versions: BTreeMap<String, BTreeMap<String, String>>,
     /// Why the last build failed, if it did (the previous resources are still served).
     pub last_error: Option<String>,
+    /// Each governance document's status, by `Kind/namespace/name`.
+    pub governance: BTreeMap<String, bosun_translate::Status>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -87,6 +99,7 @@ pub struct SnapshotSource {
     reloads: Family<ResultLabel, Counter>,
     /// The store revision followed so far (whether or not its snapshots were consistent).
     followed: tokio::sync::watch::Sender<Option<Revision>>,
+    statuses: Arc<GovernanceStatuses>,
 }
 
 struct State {
@@ -107,7 +120,13 @@ impl SnapshotSource {
             }),
             reloads,
             followed: tokio::sync::watch::Sender::new(None),
+            statuses: Arc::default(),
         }
+    }
+
+    /// The governance documents' statuses, as the last translation left them.
+    pub fn statuses(&self) -> Arc<GovernanceStatuses> {
+        self.statuses.clone()
     }
 
     /// Waits until the store's contents have been read once (and served, if consistent): until
@@ -168,7 +187,9 @@ impl SnapshotSource {
 
     /// The source's status.
     pub fn status(&self) -> SourceStatus {
-        self.state.lock().status.clone()
+        let mut status = self.state.lock().status.clone();
+        status.governance = self.statuses.all();
+        status
     }
 }
 
@@ -192,16 +213,21 @@ impl Cache for SnapshotSource {
     }
 }
 
-/// The Envoy documents of the store, as resources, by key.
+/// The documents of the store: Envoy documents as resources, by key, and the governance
+/// documents to translate.
 #[derive(Default)]
 struct StoreResources {
     resources: BTreeMap<Key, Resource>,
     /// Keys whose stored document failed to transcode, with why.
     broken: BTreeMap<Key, String>,
+    governance: Governance,
 }
 
 impl StoreResources {
     fn put(&mut self, kv: &bosun_store::KeyValue) {
+        if self.governance.put(kv) {
+            return;
+        }
         match documents::resource_of(kv) {
             None => {}
             Some(Ok(resource)) => {
@@ -216,25 +242,40 @@ impl StoreResources {
     }
 
     fn delete(&mut self, key: &Key) {
+        if self.governance.delete(key) {
+            return;
+        }
         self.resources.remove(key);
         self.broken.remove(key);
     }
 
-    /// `default` is common; every other namespace is the node cluster of that name.
-    fn loaded(&self) -> LoadedResources {
-        let mut loaded = LoadedResources::default();
+    /// Translates what changed, publishes the statuses, and returns the resources of each
+    /// namespace: `default` is common; every other namespace is the node cluster of that name.
+    /// Within a namespace, a raw Envoy document wins over a translated resource of its name.
+    fn loaded(&mut self, statuses: &GovernanceStatuses) -> LoadedResources {
+        statuses.replace(self.governance.translate());
+        let mut scopes: BTreeMap<&str, BTreeMap<(&str, &str), &Resource>> = BTreeMap::new();
+        for (namespace, resources) in self.governance.resources() {
+            scopes.entry(namespace).or_default().extend(resources.iter().map(|r| ((r.type_url(), r.name()), r)));
+        }
         for (key, resource) in &self.resources {
-            if key.namespace() == DEFAULT_NAMESPACE {
-                loaded.common.push(resource.clone());
+            scopes.entry(key.namespace()).or_default().insert((resource.type_url(), resource.name()), resource);
+        }
+        let mut loaded = LoadedResources::default();
+        for (namespace, resources) in scopes {
+            let resources = resources.into_values().cloned().collect();
+            if namespace == DEFAULT_NAMESPACE {
+                loaded.common = resources;
             } else {
-                loaded.groups.entry(key.namespace().to_owned()).or_default().push(resource.clone());
+                loaded.groups.insert(namespace.to_owned(), resources);
             }
         }
         loaded
     }
 
     fn error(&self) -> Option<String> {
-        (!self.broken.is_empty()).then(|| self.broken.values().cloned().collect::<Vec<_>>().join("\n"))
+        let errors: Vec<String> = self.broken.values().cloned().chain(self.governance.error()).collect();
+        (!errors.is_empty()).then(|| errors.join("\n"))
     }
 }
 
@@ -272,21 +313,21 @@ async fn follow_once(store: &Arc<dyn Store>, source: &SnapshotSource) -> StoreEr
     // Each kind is read at its own revision; the watch starts after the earliest, and skips
     // for each kind what its list already showed.
     let mut listed_at: BTreeMap<String, Revision> = BTreeMap::new();
-    for kind in EnvoyKind::known() {
-        let prefix = match Prefix::kind(&kind.name) {
+    for kind in DocKind::known() {
+        let prefix = match Prefix::kind(kind.name()) {
             Ok(p) => p,
             Err(e) => return e,
         };
         match store.list_all(&prefix, &Selector::everything()).await {
             Ok(page) => {
                 revision = revision.min(page.revision);
-                listed_at.insert(kind.name, page.revision);
+                listed_at.insert(kind.name().to_owned(), page.revision);
                 page.items.iter().for_each(|kv| current.put(kv));
             }
             Err(e) => return e,
         }
     }
-    if source.apply(&current.loaded(), revision).is_ok() {
+    if source.apply(&current.loaded(&source.statuses), revision).is_ok() {
         source.set_error(current.error());
     }
     source.followed(revision);
@@ -318,7 +359,7 @@ async fn follow_once(store: &Arc<dyn Store>, source: &SnapshotSource) -> StoreEr
             for event in &batch.events {
                 revision = revision.max(event.revision());
                 let kind = event.key().kind();
-                if EnvoyKind::of_store_kind(kind).is_none()
+                if DocKind::of_store_kind(kind).is_none()
                     || listed_at.get(kind).is_some_and(|&listed| event.revision() <= listed)
                 {
                     continue;
@@ -330,9 +371,85 @@ async fn follow_once(store: &Arc<dyn Store>, source: &SnapshotSource) -> StoreEr
                 }
             }
         }
-        if changed && source.apply(&current.loaded(), revision).is_ok() {
+        if changed && source.apply(&current.loaded(&source.statuses), revision).is_ok() {
             source.set_error(current.error());
         }
         source.followed(revision);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bosun_store::{KeyValue, Labels, Value};
+    use serde_json::json;
+
+    use super::*;
+    use crate::documents::Document;
+
+    fn stored(doc: serde_json::Value) -> KeyValue {
+        let doc = Document::parse(doc).expect("valid document");
+        KeyValue { key: doc.key.clone(), value: doc.value(), create_revision: 1, mod_revision: 1, version: 1 }
+    }
+
+    fn service() -> serde_json::Value {
+        json!({"kind": "Service", "metadata": {"name": "cart", "namespace": "edge"},
+               "spec": {"ports": [{"name": "http", "port": 8080}], "endpoints": [{"address": "127.0.0.1"}]}})
+    }
+
+    fn named<'a>(resources: &'a [Resource], type_suffix: &str, name: &str) -> Option<&'a Resource> {
+        resources.iter().find(|r| r.type_url().ends_with(type_suffix) && r.name() == name)
+    }
+
+    #[test]
+    fn governance_documents_are_translated_into_their_namespace_and_raw_resources_win() {
+        let statuses = GovernanceStatuses::default();
+        let mut current = StoreResources::default();
+        current.put(&stored(service()));
+        let loaded = current.loaded(&statuses);
+        assert!(loaded.common.is_empty());
+        let edge = &loaded.groups["edge"];
+        assert!(named(edge, ".Listener", "bosun_http_8080").is_some());
+        let translated = named(edge, ".Cluster", "outbound|8080||cart.edge").expect("translated cluster").clone();
+        let key = Key::new("Service", "edge", "cart").expect("key");
+        assert!(matches!(statuses.get(&key), Some(bosun_translate::Status::Enforced { .. })));
+
+        // A raw cluster of the same name replaces the translated one.
+        let raw =
+            stored(json!({"kind": "Cluster", "metadata": {"name": "outbound|8080||cart.edge", "namespace": "edge"},
+                                "spec": {"type": "STATIC", "connect_timeout": "5s"}}));
+        current.put(&raw);
+        let loaded = current.loaded(&statuses);
+        let served = named(&loaded.groups["edge"], ".Cluster", "outbound|8080||cart.edge").expect("cluster");
+        assert_ne!(served.version(), translated.version());
+        assert_eq!(served.version(), documents::resource_of(&raw).expect("envoy kind").expect("resource").version());
+
+        // Deleting the service takes its resources and status away; the raw cluster stays.
+        current.delete(&key);
+        let loaded = current.loaded(&statuses);
+        assert!(named(&loaded.groups["edge"], ".Listener", "bosun_http_8080").is_none());
+        assert!(named(&loaded.groups["edge"], ".Cluster", "outbound|8080||cart.edge").is_some());
+        assert!(statuses.get(&key).is_none());
+    }
+
+    #[test]
+    fn an_unreadable_stored_document_is_invalid() {
+        let statuses = GovernanceStatuses::default();
+        let mut current = StoreResources::default();
+        let key = Key::new("RateLimitStrategy", "default", "broken").expect("key");
+        let value = Value { data: br#"{"threshold": "lots"}"#.to_vec().into(), labels: Labels::new(), lease: None };
+        current.put(&KeyValue { key: key.clone(), value, create_revision: 1, mod_revision: 1, version: 1 });
+        current.loaded(&statuses);
+        match statuses.get(&key) {
+            Some(bosun_translate::Status::Invalid { why }) => assert!(why.contains("spec.threshold"), "{why}"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        let shown = statuses.render(&KeyValue {
+            key: key.clone(),
+            value: Value { data: b"{}".to_vec().into(), labels: Labels::new(), lease: None },
+            create_revision: 1,
+            mod_revision: 1,
+            version: 1,
+        });
+        assert_eq!(shown["status"]["state"], "Invalid");
     }
 }

@@ -1,6 +1,7 @@
 //! The `spec` of each kind: typed, validated, and serialized back in the CRDs' camelCase.
 
 mod fault_tolerance;
+mod service;
 mod strategies;
 mod traffic;
 
@@ -8,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 pub use fault_tolerance::{ActionRef, FaultToleranceRule, Header, HttpRequestFallbackAction, ResponseBehavior, Target};
+pub use service::{Endpoint, Protocol, Service, ServicePort, Subset};
 pub use strategies::{
     CircuitBreakerStrategy, ConcurrencyLimitStrategy, LimitMode, MetricType, RateLimitStrategy, SlowConditions,
     ThrottlingStrategy, TripStrategy,
@@ -40,6 +42,8 @@ pub enum Spec {
     TrafficRouter(TrafficRouter),
     /// A TrafficLane's spec.
     TrafficLane(TrafficLane),
+    /// A Service's spec.
+    Service(Service),
 }
 
 impl Spec {
@@ -54,6 +58,7 @@ impl Spec {
             Spec::HttpRequestFallbackAction(_) => Kind::HttpRequestFallbackAction,
             Spec::TrafficRouter(_) => Kind::TrafficRouter,
             Spec::TrafficLane(_) => Kind::TrafficLane,
+            Spec::Service(_) => Kind::Service,
         }
     }
 
@@ -95,6 +100,7 @@ impl Spec {
             }
             Kind::TrafficRouter => TrafficRouter::read(&mut spec, errors).map(Spec::TrafficRouter),
             Kind::TrafficLane => TrafficLane::read(&mut spec, errors).map(Spec::TrafficLane),
+            Kind::Service => Service::read(&mut spec, errors).map(Spec::Service),
         };
         spec.finish(errors);
         out.filter(|_| errors.len() == before)

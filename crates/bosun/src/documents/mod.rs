@@ -219,8 +219,6 @@ pub fn resource_of(kv: &KeyValue) -> Option<Result<Resource, String>> {
 }
 
 /// A stored governance document, typed; `None` if the key is not a governance kind.
-// Used by the tests until the governance pipeline reads the store.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn model_of(kv: &KeyValue) -> Option<Result<bosun_model::Document, String>> {
     let DocKind::Governance(_) = DocKind::of_store_kind(kv.key.kind())? else { return None };
     let mut doc = render(kv);

@@ -1,17 +1,11 @@
 //! Envoy's proto3 JSON mapping → protobuf bytes, through the descriptors of every Envoy proto.
 
-use std::sync::LazyLock;
-
 use bosun_xds::Resource;
 use bytes::Bytes;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions, Value};
+use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions, Value};
 
-/// The descriptor set of all Envoy protos, shipped by the `envoy-types` crate (see build.rs).
-static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
-
-static POOL: LazyLock<Result<DescriptorPool, String>> =
-    LazyLock::new(|| DescriptorPool::decode(DESCRIPTORS).map_err(|e| format!("Envoy descriptors: {e}")));
+pub use bosun_translate::envoy_json::descriptor;
 
 const TYPE_PREFIX: &str = "type.googleapis.com/";
 
@@ -38,13 +32,6 @@ pub struct Transcoded {
     pub canonical: serde_json::Value,
 }
 
-/// The descriptor of an Envoy message, by full name or type URL.
-pub fn descriptor(type_name: &str) -> Result<MessageDescriptor, String> {
-    let pool = POOL.as_ref().map_err(Clone::clone)?;
-    let full_name = type_name.rsplit('/').next().unwrap_or(type_name);
-    pool.get_message_by_name(full_name).ok_or_else(|| format!("unknown type {type_name:?}"))
-}
-
 /// Transcodes `value` (a JSON object without `@type`) as a message of `descriptor`.
 pub fn transcode_as(descriptor: &MessageDescriptor, value: serde_json::Value) -> Result<Transcoded, String> {
     let message = DynamicMessage::deserialize(descriptor.clone(), value).map_err(|e| e.to_string())?;
@@ -54,7 +41,7 @@ pub fn transcode_as(descriptor: &MessageDescriptor, value: serde_json::Value) ->
     let options = SerializeOptions::new().use_proto_field_name(true);
     let canonical =
         message.serialize_with_options(serde_json::value::Serializer, &options).map_err(|e| e.to_string())?;
-    let hash = xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&canonical).map_err(|e| e.to_string())?);
+    let hash = bosun_translate::envoy_json::content_hash(&canonical);
     let canonical_url = format!("{TYPE_PREFIX}{}", descriptor.full_name());
     let resource = Resource::with_content_hash(canonical_url, name, Bytes::from(message.encode_to_vec()), hash);
     Ok(Transcoded { resource, canonical })
@@ -79,8 +66,5 @@ fn resource_name(descriptor: &MessageDescriptor, message: &DynamicMessage) -> Re
 
 /// The canonical JSON of a resource (as [`Transcoded::canonical`]), from its encoded bytes.
 pub fn canonical_json(resource: &Resource) -> Result<serde_json::Value, String> {
-    let descriptor = descriptor(resource.type_url())?;
-    let message = DynamicMessage::decode(descriptor, resource.value().clone()).map_err(|e| e.to_string())?;
-    let options = SerializeOptions::new().use_proto_field_name(true);
-    message.serialize_with_options(serde_json::value::Serializer, &options).map_err(|e| e.to_string())
+    bosun_translate::envoy_json::canonical_json(resource.type_url(), resource.value())
 }

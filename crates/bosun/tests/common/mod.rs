@@ -68,7 +68,8 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
     http_request(addr, "GET", path, &[], "")
 }
 
-/// A request over HTTP/1.1 with extra header lines and a body; returns (status, body).
+/// A request over HTTP/1.1 with extra header lines (`Host: test` unless one is given) and a body;
+/// returns (status, body).
 pub fn http_request(
     addr: SocketAddr,
     method: &str,
@@ -78,8 +79,10 @@ pub fn http_request(
 ) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|h| h.to_ascii_lowercase().starts_with("host:")) {
+        head.push_str("Host: test\r\n");
+    }
     if !body.is_empty() {
         head.push_str("Content-Type: application/json\r\n");
     }
@@ -114,7 +117,8 @@ pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Opti
     }
 }
 
-/// An HTTP backend on a free port that answers every request with `body`. Stops when dropped.
+/// An HTTP backend on a free port that answers every request with `body`, one request at a time.
+/// Stops when dropped.
 pub struct Backend {
     pub port: u16,
     stop: Arc<AtomicBool>,
@@ -123,6 +127,11 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(body: &'static str) -> Backend {
+        Self::slow(body, Duration::ZERO)
+    }
+
+    /// A backend that takes `delay` to answer each request (the next waits its turn).
+    pub fn slow(body: &'static str, delay: Duration) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
@@ -142,6 +151,7 @@ impl Backend {
                                 Ok(n) => head.extend_from_slice(&buf[..n]),
                             }
                         }
+                        std::thread::sleep(delay);
                         let _ = write!(
                             conn,
                             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

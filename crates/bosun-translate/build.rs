@@ -1,5 +1,5 @@
 //! Copies the descriptor set of every Envoy proto, which the `envoy-types` crate ships as
-//! `src/generated/types.bin` but does not export, into OUT_DIR, so the binary can transcode
+//! `src/generated/types.bin` but does not export, into OUT_DIR, so that Bosun can transcode
 //! Envoy's JSON/YAML with `prost-reflect`.
 
 use std::path::{Path, PathBuf};
