@@ -17,9 +17,13 @@ use futures::StreamExt;
 /// Options of `bosun-bench store`.
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
-    /// memory, embedded, etcd or postgres.
+    /// memory, embedded, etcd, postgres, or plugin:PATH (a storage plugin binary, e.g.
+    /// target/release/bosun-embedded-storage-plugin).
     #[arg(long, default_value = "embedded")]
     pub backend: String,
+    /// The configuration (JSON) sent to a storage plugin; default `{"path": "<a temp dir>"}`.
+    #[arg(long)]
+    pub plugin_config: Option<String>,
     /// etcd endpoints (comma-separated) or a PostgreSQL URL; without it, the benchmark starts a
     /// server of its own on loopback (Debian's etcd-server / postgresql).
     #[arg(long)]
@@ -40,7 +44,7 @@ pub struct StoreArgs {
 
 /// Runs the store benchmark and prints its figures.
 pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
-    let (store, _server) = open(&args.backend, args.url.as_deref()).await?;
+    let (store, _server) = open(&args).await?;
     let namespace = format!("bench{}", std::process::id());
     let value = Value::new(vec![b'x'; args.value_bytes]).label("app", "bench");
     let key = |phase: &str, i: usize| Key::new("Bench", &namespace, &format!("{phase}{i:07}")).context("key");
@@ -141,8 +145,12 @@ fn ms(d: Duration) -> f64 {
 type Keep = Box<dyn std::any::Any + Send>;
 
 /// Opens the store under test.
-async fn open(backend: &str, url: Option<&str>) -> anyhow::Result<(Arc<dyn Store>, Keep)> {
-    match backend {
+async fn open(args: &StoreArgs) -> anyhow::Result<(Arc<dyn Store>, Keep)> {
+    let url = args.url.as_deref();
+    if let Some(path) = args.backend.strip_prefix("plugin:") {
+        return open_plugin(path, args.plugin_config.as_deref()).await;
+    }
+    match args.backend.as_str() {
         "memory" => Ok((Arc::new(bosun_store::LocalStore::memory()?), Box::new(()))),
         "embedded" => {
             let dir = tempfile::tempdir()?;
@@ -171,6 +179,20 @@ async fn open(backend: &str, url: Option<&str>) -> anyhow::Result<(Arc<dyn Store
             let store = bosun_store_postgres::PostgresStore::connect(&url, Default::default()).await?;
             Ok((Arc::new(store), server))
         }
-        other => anyhow::bail!("unknown backend {other:?}: memory, embedded, etcd or postgres"),
+        other => anyhow::bail!("unknown backend {other:?}: memory, embedded, etcd, postgres or plugin:PATH"),
     }
+}
+
+/// Starts the storage plugin at `path`, configured with `config` or a temporary data directory.
+async fn open_plugin(path: &str, config: Option<&str>) -> anyhow::Result<(Arc<dyn Store>, Keep)> {
+    let dir = tempfile::tempdir()?;
+    let config = match config {
+        Some(config) => config.to_owned(),
+        None => serde_json::json!({ "path": dir.path() }).to_string(),
+    };
+    let launch = bosun_plugin::LaunchConfig::new("bench", path);
+    let store = bosun_store_plugin::PluginStore::start(launch, config)
+        .await
+        .with_context(|| format!("starting the storage plugin {path}"))?;
+    Ok((Arc::new(store), Box::new(dir)))
 }
