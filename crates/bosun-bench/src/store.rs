@@ -1,7 +1,8 @@
 //! `bosun-bench store`: writes per second and watch latency of a store backend.
 //!
 //! Phases, each on keys of its own:
-//! 1. sequential puts, one at a time (the latency of one acknowledged write);
+//! 1. sequential puts, one at a time (the latency of one acknowledged write), then as many reads
+//!    of the revision (the round trip of the smallest call: a plugin's process boundary);
 //! 2. concurrent puts from `--concurrency` tasks (throughput with writers in parallel);
 //! 3. transactions of 100 puts (bulk loading);
 //! 4. watch latency: a watcher on the prefix, the time from a put's start to its event;
@@ -61,6 +62,11 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
         store.put(key("s", i)?, value.clone()).await?;
     }
     report("sequential puts", args.writes, start.elapsed());
+    let start = Instant::now();
+    for _ in 0..args.writes {
+        store.revision().await?;
+    }
+    report_rate("revision reads", "reads", args.writes, start.elapsed());
 
     // 2. Concurrent.
     let start = Instant::now();
@@ -130,10 +136,14 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
 }
 
 fn report(phase: &str, writes: usize, elapsed: Duration) {
+    report_rate(phase, "writes", writes, elapsed);
+}
+
+fn report_rate(phase: &str, what: &str, count: usize, elapsed: Duration) {
     println!(
-        "{phase:<34} {:>9.0} writes/s  ({:.3} ms each)",
-        writes as f64 / elapsed.as_secs_f64(),
-        ms(elapsed) / writes as f64
+        "{phase:<34} {:>9.0} {what}/s  ({:.3} ms each)",
+        count as f64 / elapsed.as_secs_f64(),
+        ms(elapsed) / count as f64
     );
 }
 

@@ -55,7 +55,7 @@ impl OpenStore for Embedded {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     bosun_store_plugin::serve_storage(Embedded).await
 }
