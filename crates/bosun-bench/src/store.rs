@@ -1,7 +1,8 @@
 //! `bosun-bench store`: writes per second and watch latency of a store backend.
 //!
 //! Phases, each on keys of its own:
-//! 1. sequential puts, one at a time (the latency of one acknowledged write);
+//! 1. sequential puts, one at a time (the latency of one acknowledged write), then as many reads
+//!    of the revision (the round trip of the smallest call: a plugin's process boundary);
 //! 2. concurrent puts from `--concurrency` tasks (throughput with writers in parallel);
 //! 3. transactions of 100 puts (bulk loading);
 //! 4. watch latency: a watcher on the prefix, the time from a put's start to its event;
@@ -17,9 +18,13 @@ use futures::StreamExt;
 /// Options of `bosun-bench store`.
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
-    /// memory, embedded, etcd or postgres.
+    /// memory, embedded, etcd, postgres, or plugin:PATH (a storage plugin binary, e.g.
+    /// target/release/bosun-embedded-storage-plugin).
     #[arg(long, default_value = "embedded")]
     pub backend: String,
+    /// The configuration (JSON) sent to a storage plugin; default `{"path": "<a temp dir>"}`.
+    #[arg(long)]
+    pub plugin_config: Option<String>,
     /// etcd endpoints (comma-separated) or a PostgreSQL URL; without it, the benchmark starts a
     /// server of its own on loopback (Debian's etcd-server / postgresql).
     #[arg(long)]
@@ -40,7 +45,7 @@ pub struct StoreArgs {
 
 /// Runs the store benchmark and prints its figures.
 pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
-    let (store, _server) = open(&args.backend, args.url.as_deref()).await?;
+    let (store, _server) = open(&args).await?;
     let namespace = format!("bench{}", std::process::id());
     let value = Value::new(vec![b'x'; args.value_bytes]).label("app", "bench");
     let key = |phase: &str, i: usize| Key::new("Bench", &namespace, &format!("{phase}{i:07}")).context("key");
@@ -57,6 +62,11 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
         store.put(key("s", i)?, value.clone()).await?;
     }
     report("sequential puts", args.writes, start.elapsed());
+    let start = Instant::now();
+    for _ in 0..args.writes {
+        store.revision().await?;
+    }
+    report_rate("revision reads", "reads", args.writes, start.elapsed());
 
     // 2. Concurrent.
     let start = Instant::now();
@@ -126,10 +136,14 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
 }
 
 fn report(phase: &str, writes: usize, elapsed: Duration) {
+    report_rate(phase, "writes", writes, elapsed);
+}
+
+fn report_rate(phase: &str, what: &str, count: usize, elapsed: Duration) {
     println!(
-        "{phase:<34} {:>9.0} writes/s  ({:.3} ms each)",
-        writes as f64 / elapsed.as_secs_f64(),
-        ms(elapsed) / writes as f64
+        "{phase:<34} {:>9.0} {what}/s  ({:.3} ms each)",
+        count as f64 / elapsed.as_secs_f64(),
+        ms(elapsed) / count as f64
     );
 }
 
@@ -141,8 +155,12 @@ fn ms(d: Duration) -> f64 {
 type Keep = Box<dyn std::any::Any + Send>;
 
 /// Opens the store under test.
-async fn open(backend: &str, url: Option<&str>) -> anyhow::Result<(Arc<dyn Store>, Keep)> {
-    match backend {
+async fn open(args: &StoreArgs) -> anyhow::Result<(Arc<dyn Store>, Keep)> {
+    let url = args.url.as_deref();
+    if let Some(path) = args.backend.strip_prefix("plugin:") {
+        return open_plugin(path, args.plugin_config.as_deref()).await;
+    }
+    match args.backend.as_str() {
         "memory" => Ok((Arc::new(bosun_store::LocalStore::memory()?), Box::new(()))),
         "embedded" => {
             let dir = tempfile::tempdir()?;
@@ -171,6 +189,20 @@ async fn open(backend: &str, url: Option<&str>) -> anyhow::Result<(Arc<dyn Store
             let store = bosun_store_postgres::PostgresStore::connect(&url, Default::default()).await?;
             Ok((Arc::new(store), server))
         }
-        other => anyhow::bail!("unknown backend {other:?}: memory, embedded, etcd or postgres"),
+        other => anyhow::bail!("unknown backend {other:?}: memory, embedded, etcd, postgres or plugin:PATH"),
     }
+}
+
+/// Starts the storage plugin at `path`, configured with `config` or a temporary data directory.
+async fn open_plugin(path: &str, config: Option<&str>) -> anyhow::Result<(Arc<dyn Store>, Keep)> {
+    let dir = tempfile::tempdir()?;
+    let config = match config {
+        Some(config) => config.to_owned(),
+        None => serde_json::json!({ "path": dir.path() }).to_string(),
+    };
+    let launch = bosun_plugin::LaunchConfig::new("bench", path);
+    let store = bosun_store_plugin::PluginStore::start(launch, config)
+        .await
+        .with_context(|| format!("starting the storage plugin {path}"))?;
+    Ok((Arc::new(store), Box::new(dir)))
 }
