@@ -202,3 +202,77 @@ pub(crate) fn document(kind: Kind, kv: &KeyValue) -> Result<Document, String> {
     };
     Ok(Document { metadata, spec })
 }
+
+#[cfg(test)]
+mod tests {
+    use bosun_store::Value;
+
+    use super::*;
+
+    fn kv(name: &str, app: &str, threshold: u64, revision: Revision) -> KeyValue {
+        let spec = serde_json::json!({"metricType": "RequestAmount", "limitMode": "Local", "threshold": threshold, "statDurationSeconds": 1});
+        KeyValue {
+            key: Key::new("RateLimitStrategy", "shop", name).expect("key"),
+            value: Value::new(spec.to_string()).label("app", app),
+            create_revision: revision,
+            mod_revision: revision,
+            version: 1,
+        }
+    }
+
+    fn key(app: &str) -> RuleKey {
+        RuleKey { namespace: "shop".into(), app: app.into(), kind: Kind::RateLimitStrategy }
+    }
+
+    #[test]
+    fn versions_grow_with_every_change_and_documents_follow_their_app() {
+        let mut rules = Rules::default();
+        assert_eq!(rules.replace_all(&[kv("a", "cart", 1, 3)], 5), [key("cart")]);
+        assert_eq!(rules.get(&key("cart")).0, 5);
+        assert_eq!(rules.get(&key("orders")), (5, vec![]), "an unknown key has the list's version");
+
+        assert_eq!(rules.apply(&Event::Put(kv("b", "cart", 2, 6))), [key("cart")]);
+        let (version, data) = rules.get(&key("cart"));
+        assert_eq!((version, data.len()), (6, 2));
+
+        // Moving a document to another app changes both keys.
+        assert_eq!(rules.apply(&Event::Put(kv("b", "orders", 2, 7))), [key("cart"), key("orders")]);
+        assert_eq!(rules.get(&key("cart")).1.len(), 1);
+        assert_eq!(rules.get(&key("orders")).0, 7);
+
+        // A change at an older revision (a kind listed later than another) still raises the version.
+        assert_eq!(rules.apply(&Event::Delete { key: kv("a", "cart", 0, 0).key, revision: 4 }), [key("cart")]);
+        assert_eq!(rules.get(&key("cart")), (8, vec![]));
+        assert_eq!(rules.served(), 1);
+    }
+
+    #[test]
+    fn a_relist_changes_the_versions_of_what_changed_only() {
+        let mut rules = Rules::default();
+        rules.replace_all(&[kv("a", "cart", 1, 3), kv("b", "orders", 1, 4)], 10);
+        // After a compaction: cart unchanged, orders changed, pay new, and a key that vanished.
+        rules.apply(&Event::Put(kv("c", "gone", 1, 11)));
+        let changed = rules.replace_all(&[kv("a", "cart", 1, 3), kv("b", "orders", 2, 15), kv("d", "pay", 1, 16)], 20);
+        assert_eq!(changed, [key("gone"), key("orders"), key("pay")]);
+        assert_eq!(rules.get(&key("cart")).0, 10, "unchanged keeps its version");
+        assert_eq!(rules.get(&key("orders")).0, 20);
+        assert_eq!(rules.get(&key("gone")), (20, vec![]));
+        assert_eq!(rules.get(&key("pay")).0, 20);
+    }
+
+    #[test]
+    fn documents_not_served_say_why() {
+        let mut rules = Rules::default();
+        let mut unbound = kv("a", "cart", 1, 2);
+        unbound.value.labels.clear();
+        let mut broken = kv("b", "cart", 1, 3);
+        broken.value.data = "{\"threshold\": -1}".into();
+        let lane = KeyValue { key: Key::new("TrafficLane", "shop", "l").expect("key"), ..kv("l", "cart", 1, 4) };
+        assert!(rules.replace_all(&[unbound, broken, lane], 4).is_empty());
+        let errors: Vec<_> = rules.errors().iter().map(|(k, e)| (k.name().to_owned(), e.clone())).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].1.contains("not bound to an application"), "{errors:?}");
+        assert!(errors[1].1.contains("spec."), "{errors:?}");
+        assert_eq!(rules.served(), 0);
+    }
+}
