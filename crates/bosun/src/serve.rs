@@ -1,5 +1,5 @@
-//! `bosun serve`: the store, the snapshots that follow it, the xDS server, the resources directory
-//! as a writer, and the admin API, with graceful shutdown.
+//! `bosun serve`: the store, the snapshots that follow it, the xDS server, the OpenSergo transport
+//! server, the resources directory as a writer, and the admin API, with graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
