@@ -305,3 +305,42 @@ async fn every_client_gets_pushes_and_a_stalled_one_blocks_nobody() {
     drop((stalled, a, b));
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_change_reaches_every_subscriber() {
+    const CONNECTIONS: usize = 4;
+    const STREAMS: usize = 50;
+    let h = Harness::start().await;
+    h.put_rate_limit("rl", "cart", 1).await;
+    let mut conns = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let client = Client::connect(format!("http://{}", h.addr)).await.expect("connect");
+        for _ in 0..STREAMS {
+            let (tx, rx) = mpsc::channel(16);
+            let responses =
+                client.clone().subscribe_config(ReceiverStream::new(rx)).await.expect("stream").into_inner();
+            let conn = Conn { tx, responses };
+            conn.subscribe("s", "shop", "cart", &[RLS]).await;
+            conns.push(conn);
+        }
+    }
+    for c in &mut conns {
+        assert_eq!(code(&c.recv().await), CODE_OK);
+    }
+    let started = std::time::Instant::now();
+    h.put_rate_limit("rl", "cart", 2).await;
+    let receivers = conns.into_iter().map(|mut c| {
+        tokio::spawn(async move {
+            let push = c.recv().await;
+            assert_eq!(rate_limits(&push).1[0].threshold, 2);
+            c
+        })
+    });
+    let conns: Vec<Conn> =
+        futures::future::join_all(receivers).await.into_iter().map(|r| r.expect("receiver")).collect();
+    let elapsed = started.elapsed();
+    println!("one change reached {} subscribers in {elapsed:?}", conns.len());
+    assert_eq!(h.server.status().clients.len(), CONNECTIONS * STREAMS);
+    drop(conns);
+    h.stop().await;
+}
