@@ -81,3 +81,54 @@ fn a_python_grpc_client_speaks_the_opensergo_wire() {
     .expect("the closed stream leaves /status");
     assert_eq!(status["opensergo"]["rules"], 1, "{status}");
 }
+
+/// The version a fresh subscription to the cart app's RateLimitStrategies gets, and its rules.
+fn subscribe_once(port: u16) -> (i64, usize) {
+    use bosun_opensergo::proto::transport::open_sergo_universal_transport_service_client::OpenSergoUniversalTransportServiceClient as Client;
+    use bosun_opensergo::proto::transport::{SubscribeRequest, SubscribeRequestTarget};
+    use tokio_stream::StreamExt;
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut client = Client::connect(format!("http://127.0.0.1:{port}")).await.expect("connect");
+        let request = SubscribeRequest {
+            target: Some(SubscribeRequestTarget {
+                namespace: "shop".into(),
+                app: "cart".into(),
+                kinds: vec!["fault-tolerance.opensergo.io/v1alpha1/RateLimitStrategy".into()],
+                ..Default::default()
+            }),
+            request_id: "r".into(),
+            ..Default::default()
+        };
+        let mut responses = client
+            .subscribe_config(tokio_stream::once(request).chain(tokio_stream::pending()))
+            .await
+            .expect("stream")
+            .into_inner();
+        let response = tokio::time::timeout(Duration::from_secs(10), responses.message())
+            .await
+            .expect("an answer in time")
+            .expect("no error")
+            .expect("a response");
+        let data = response.data_with_version.expect("rules");
+        (data.version, data.data.len())
+    })
+}
+
+#[test]
+fn versions_keep_growing_across_a_restart() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut bosun = Bosun::start(work.path(), &[]);
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(STRATEGY));
+    assert!(ok, "{err}");
+    let (before, rules) = subscribe_once(bosun.opensergo_port);
+    assert_eq!(rules, 1);
+    // Deleted while nobody watches, then a restart: the SDK's cached version must not look newer.
+    let (ok, _, err) = bosun.cli(&["delete", "rls", "cart-rate", "-n", "shop"], None);
+    assert!(ok, "{err}");
+    bosun.kill_and_restart();
+    let (after, rules) = subscribe_once(bosun.opensergo_port);
+    assert_eq!(rules, 0);
+    assert!(after > before, "version {after} after the restart, {before} before");
+}
