@@ -47,6 +47,8 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements.sha256" 2>/dev/n
   echo "$want" > "$venv/.requirements.sha256"
 fi
 export BOSUN_TEST_ENVOY="$venv/bin/envoy"
+# The Python with grpcio for the OpenSergo wire test (crates/bosun/tests/opensergo_e2e.rs).
+export BOSUN_TEST_PYTHON="$venv/bin/python"
 "$BOSUN_TEST_ENVOY" --version | head -n 1
 
 echo "== cargo fmt --check"

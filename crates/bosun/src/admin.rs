@@ -11,6 +11,7 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+use bosun_opensergo::{OpenSergoServer, OpenSergoStatus};
 use bosun_store::{Revision, Store};
 
 use crate::api::{self, ApiState};
@@ -26,6 +27,7 @@ pub struct AdminState {
     pub store: Arc<dyn Store>,
     pub directory: Option<Arc<DirectoryWriter>>,
     pub api: Arc<ApiState>,
+    pub opensergo: OpenSergoServer,
 }
 
 /// The admin router.
@@ -52,6 +54,7 @@ struct StatusBody {
     resources: SourceStatus,
     directory: Option<DirectoryStatus>,
     nodes: Vec<StreamStatus>,
+    opensergo: OpenSergoStatus,
 }
 
 #[derive(Serialize)]
@@ -73,5 +76,6 @@ async fn status(State(state): State<Arc<AdminState>>) -> Json<StatusBody> {
         resources: state.source.status(),
         directory: state.directory.as_ref().map(|d| d.status()),
         nodes: state.xds.streams(),
+        opensergo: state.opensergo.status(),
     })
 }

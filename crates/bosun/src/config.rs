@@ -18,6 +18,9 @@ pub struct ServeArgs {
     /// Address of the admin HTTP server [default: 127.0.0.1:19000].
     #[arg(long)]
     pub admin_addr: Option<SocketAddr>,
+    /// Address of the OpenSergo transport gRPC server [default: 127.0.0.1:10246].
+    #[arg(long)]
+    pub opensergo_addr: Option<SocketAddr>,
     /// A directory of Envoy resources (YAML/JSON) to serve and watch. Files in DIR go to every
     /// node; files in DIR/<cluster>/ only to nodes whose `node.cluster` is <cluster>.
     #[arg(long, value_name = "DIR")]
@@ -59,6 +62,7 @@ pub enum LogFormat {
 struct FileConfig {
     xds_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
+    opensergo_addr: Option<SocketAddr>,
     resources: Option<PathBuf>,
     store: Option<String>,
     data_dir: Option<PathBuf>,
@@ -210,6 +214,8 @@ fn check_plugins(plugins: &[PluginSpec]) -> anyhow::Result<()> {
 pub struct ServeConfig {
     pub xds_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// Where OpenSergo SDKs subscribe to rules.
+    pub opensergo_addr: SocketAddr,
     pub resources: Option<PathBuf>,
     pub store: StoreConfig,
     /// The admin API's bearer token for writes, read from --admin-token-file.
@@ -265,6 +271,8 @@ const MAX_TOKEN_BYTES: u64 = 4096;
 
 const DEFAULT_XDS_ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 18000);
 const DEFAULT_ADMIN_ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 19000);
+/// OpenSergo's own control plane's port.
+const DEFAULT_OPENSERGO_ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 10246);
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 impl ServeConfig {
@@ -308,6 +316,10 @@ impl ServeConfig {
         Ok(Self {
             xds_addr: args.xds_addr.or(file.xds_addr).unwrap_or_else(|| DEFAULT_XDS_ADDR.into()),
             admin_addr: args.admin_addr.or(file.admin_addr).unwrap_or_else(|| DEFAULT_ADMIN_ADDR.into()),
+            opensergo_addr: args
+                .opensergo_addr
+                .or(file.opensergo_addr)
+                .unwrap_or_else(|| DEFAULT_OPENSERGO_ADDR.into()),
             resources: args.resources.or_else(|| relative_to_file(file.resources)),
             store,
             admin_token,
@@ -378,6 +390,7 @@ mod tests {
         assert_eq!(defaults.store, StoreConfig::Embedded { data_dir: "bosun-data".into() });
         assert_eq!(defaults.xds_addr.to_string(), "127.0.0.1:18000");
         assert_eq!(defaults.admin_addr.to_string(), "127.0.0.1:19000");
+        assert_eq!(defaults.opensergo_addr.to_string(), "127.0.0.1:10246");
     }
 
     #[test]

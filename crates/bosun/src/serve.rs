@@ -1,10 +1,11 @@
-//! `bosun serve`: the store, the snapshots that follow it, the xDS server, the resources directory
-//! as a writer, and the admin API, with graceful shutdown.
+//! `bosun serve`: the store, the snapshots that follow it, the xDS server, the OpenSergo transport
+//! server, the resources directory as a writer, and the admin API, with graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bosun_opensergo::OpenSergoServer;
 use bosun_xds::XdsServer;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -48,6 +49,9 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         None => None,
     };
     let mut tasks = vec![tokio::spawn(source::follow_store(store.clone(), source.clone(), shutdown_rx.clone()))];
+    let opensergo = OpenSergoServer::new("bosun");
+    let (follower, followed, rx) = (opensergo.clone(), store.clone(), shutdown_rx.clone());
+    tasks.push(tokio::spawn(async move { follower.follow(followed, rx).await }));
     if let Some(writer) = &directory {
         let (writer, rx) = (writer.clone(), shutdown_rx.clone());
         tasks.push(tokio::spawn(async move {
@@ -65,7 +69,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         TcpListener::bind(config.xds_addr).await.with_context(|| format!("xDS address {}", config.xds_addr))?;
     let admin_listener =
         TcpListener::bind(config.admin_addr).await.with_context(|| format!("admin address {}", config.admin_addr))?;
-    tracing::info!(xds = %xds_listener.local_addr()?, admin = %admin_listener.local_addr()?, "bosun serving");
+    let opensergo_listener = TcpListener::bind(config.opensergo_addr)
+        .await
+        .with_context(|| format!("OpenSergo address {}", config.opensergo_addr))?;
+    tracing::info!(xds = %xds_listener.local_addr()?, admin = %admin_listener.local_addr()?,
+        opensergo = %opensergo_listener.local_addr()?, "bosun serving");
 
     let server = XdsServer::builder(source.clone()).observer(xds_status.clone()).control_plane_id("bosun").build();
     let xds = tonic::transport::Server::builder()
@@ -79,6 +87,15 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             wait_for(shutdown_rx.clone()),
         );
 
+    let opensergo_server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(opensergo.service())
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(opensergo_listener).with_nodelay(Some(true)),
+            wait_for(shutdown_rx.clone()),
+        );
+
     let api = Arc::new(ApiState {
         store: store.clone(),
         token: config.admin_token.clone(),
@@ -86,11 +103,16 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         statuses: source.statuses(),
     });
     api_slot.send_replace(Some(Arc::downgrade(&api)));
-    let admin_state = Arc::new(AdminState { registry, xds: xds_status, source, store: store.clone(), directory, api });
+    let admin_state =
+        Arc::new(AdminState { registry, xds: xds_status, source, store: store.clone(), directory, api, opensergo });
     let admin = axum::serve(admin_listener, admin::router(admin_state)).with_graceful_shutdown(wait_for(shutdown_rx));
 
     let servers = async {
-        tokio::try_join!(async { xds.await.context("xDS server") }, async { admin.await.context("admin server") })
+        tokio::try_join!(
+            async { xds.await.context("xDS server") },
+            async { admin.await.context("admin server") },
+            async { opensergo_server.await.context("OpenSergo server") }
+        )
     };
     tokio::pin!(servers);
     tokio::select! {

@@ -188,6 +188,8 @@ pub struct Bosun {
     pub proc: Proc,
     pub xds_port: u16,
     pub admin: SocketAddr,
+    /// The OpenSergo transport server's port.
+    pub opensergo_port: u16,
     dir: PathBuf,
     args: Vec<String>,
     starts: usize,
@@ -202,10 +204,11 @@ impl Bosun {
         if !args.iter().any(|a| a == "--store" || a == "--data-dir") {
             args.extend(["--data-dir".to_owned(), dir.join("data").display().to_string()]);
         }
-        let (xds_port, admin_port) = (free_port(), free_port());
+        let (xds_port, admin_port, opensergo_port) = (free_port(), free_port(), free_port());
         let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+        args.extend(["--opensergo-addr".to_owned(), format!("127.0.0.1:{opensergo_port}")]);
         let proc = Self::spawn(dir, &args, xds_port, admin_port, 0);
-        let bosun = Bosun { proc, xds_port, admin, dir: dir.to_owned(), args, starts: 1 };
+        let bosun = Bosun { proc, xds_port, admin, opensergo_port, dir: dir.to_owned(), args, starts: 1 };
         bosun.wait_healthy();
         bosun
     }
