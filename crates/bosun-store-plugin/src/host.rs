@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bosun_plugin::{LaunchConfig, PluginHost, PluginStatus, RestartPolicy};
+use bosun_plugin::{Executable, HostOptions, LaunchConfig, PluginHost, PluginStatus, RestartPolicy};
 use bosun_store::{
     Key, KeyValue, Lease, LeaseId, ListOptions, ListPage, Op, Prefix, Result, Revision, Store, StoreError, TxnResult,
     WatchStream,
@@ -27,6 +27,9 @@ use crate::status::{Failure, from_status};
 pub struct PluginStoreOptions {
     /// When and how often the plugin process is restarted after it dies.
     pub restart: RestartPolicy,
+    /// The binary, or a source directory built first. A storage plugin is never hot-reloaded:
+    /// two processes would hold one database.
+    pub executable: Executable,
     /// How long a call (and [`PluginStore::start`]) waits for the plugin process to be started
     /// or restarted before failing with [`StoreError::Unavailable`].
     pub wait: Duration,
@@ -34,7 +37,7 @@ pub struct PluginStoreOptions {
 
 impl Default for PluginStoreOptions {
     fn default() -> Self {
-        Self { restart: RestartPolicy::default(), wait: Duration::from_secs(10) }
+        Self { restart: RestartPolicy::default(), executable: Executable::Binary, wait: Duration::from_secs(10) }
     }
 }
 
@@ -76,7 +79,13 @@ impl PluginStore {
         options: PluginStoreOptions,
     ) -> Result<Self> {
         let backend = format!("plugin:{}", launch.name);
-        let host = PluginHost::start(launch, options.restart);
+        let host_options = HostOptions {
+            policy: options.restart,
+            executable: options.executable,
+            reload_interval: None,
+            ..HostOptions::default()
+        };
+        let host = PluginHost::start_with(launch, host_options);
         let store = Self { backend, config_json: config_json.into(), host, wait: options.wait };
         let configured = match store.client().await {
             Ok(mut client) => store.configure(&mut client).await,

@@ -21,7 +21,7 @@ fn path_config(dir: &Path) -> String {
 
 fn options() -> PluginStoreOptions {
     let restart = RestartPolicy { initial_backoff: Duration::from_millis(300), ..Default::default() };
-    PluginStoreOptions { restart, wait: Duration::from_secs(15) }
+    PluginStoreOptions { restart, wait: Duration::from_secs(15), ..PluginStoreOptions::default() }
 }
 
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {

@@ -171,6 +171,11 @@ impl PluginSpec {
         Ok(found)
     }
 
+    /// The name without its `@version`.
+    pub fn base_name(&self) -> &str {
+        self.name.split('@').next().unwrap_or_default()
+    }
+
     /// The plugin's `config` as JSON.
     pub fn config_json(&self) -> String {
         serde_json::to_string(&self.config).unwrap_or_else(|_| "{}".to_owned())
@@ -231,9 +236,20 @@ pub struct ServeConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     Memory,
-    Embedded { data_dir: PathBuf },
-    Etcd { endpoints: Vec<String>, prefix: Option<String> },
-    Postgres { url: String },
+    Embedded {
+        data_dir: PathBuf,
+    },
+    Etcd {
+        endpoints: Vec<String>,
+        prefix: Option<String>,
+    },
+    Postgres {
+        url: String,
+    },
+    /// A storage plugin, by the name of its `[[plugin]]` (kind `storage`).
+    Plugin {
+        name: String,
+    },
 }
 
 impl StoreConfig {
@@ -262,7 +278,13 @@ impl StoreConfig {
         if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
             return Ok(Self::Postgres { url: spec.to_owned() });
         }
-        anyhow::bail!("--store {spec:?}: expected embedded, memory, etcd://HOST:PORT[,...][/PREFIX] or postgres://...")
+        if let Some(name) = spec.strip_prefix("plugin:") {
+            anyhow::ensure!(!name.is_empty(), "--store {spec:?}: name the storage plugin: plugin:NAME");
+            return Ok(Self::Plugin { name: name.to_owned() });
+        }
+        anyhow::bail!(
+            "--store {spec:?}: expected embedded, memory, etcd://HOST:PORT[,...][/PREFIX], postgres://... or plugin:NAME"
+        )
     }
 }
 
@@ -313,6 +335,20 @@ impl ServeConfig {
             plugins.extend(PluginSpec::discover(&dir)?.into_iter().filter(|p| !declared.contains(&base(&p.name))));
         }
         check_plugins(&plugins)?;
+        if let StoreConfig::Plugin { name } = &store {
+            let found = plugins.iter().find(|p| p.base_name() == name);
+            match found {
+                Some(p) if p.kind == PluginKind::Storage => {}
+                Some(p) => anyhow::bail!(
+                    "--store plugin:{name}: plugin {:?} is a {} plugin, not storage",
+                    p.name,
+                    p.kind.as_str()
+                ),
+                None => anyhow::bail!(
+                    "--store plugin:{name}: no plugin {name:?} (declare it with [[plugin]] kind = \"storage\", or put {name}-storage in the plugin directory)"
+                ),
+            }
+        }
         Ok(Self {
             xds_addr: args.xds_addr.or(file.xds_addr).unwrap_or_else(|| DEFAULT_XDS_ADDR.into()),
             admin_addr: args.admin_addr.or(file.admin_addr).unwrap_or_else(|| DEFAULT_ADMIN_ADDR.into()),

@@ -26,11 +26,11 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
-    let store = crate::store::open(&config.store).await?;
+    let (store, storage_plugin) = crate::store::open(&config.store, &config.plugins, &config.plugin_build_dir).await?;
     tracing::info!(backend = store.backend(), "store open");
     // Stream plugins write through the API state, which exists further down.
     let (api_slot, api_rx) = tokio::sync::watch::channel(None);
-    let plugins = Plugins::start(&config.plugins, &config.plugin_build_dir, store.clone(), api_rx)?;
+    let plugins = Plugins::start(&config.plugins, &config.plugin_build_dir, store.clone(), api_rx, storage_plugin)?;
     let mut registry = Registry::default();
     let xds_status = Arc::new(XdsStatus::new(&mut registry));
     let source = Arc::new(SnapshotSource::new(&mut registry));

@@ -295,3 +295,61 @@ fn a_stream_plugin_writes_documents_back_through_the_broker() {
     let gone = eventually(Duration::from_secs(20), || endpoints("web").is_none().then_some(()));
     assert!(gone.is_some(), "the endpoints of a deleted cluster stayed");
 }
+
+/// `--store plugin:NAME`: Bosun's whole state in a storage plugin process (the example that
+/// serves the embedded store), listed with the other plugins; what was written is there after
+/// Bosun is killed and started again, and after the plugin is killed.
+#[test]
+fn bosun_runs_on_a_storage_plugin() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let plugin = workspace_binary("bosun-store-plugin", "bosun-embedded-storage-plugin");
+    let data = work.path().join("plugin-data");
+    let config = work.path().join("bosun.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"plugin:redb\"\n[[plugin]]\nname = \"redb@0.1.0\"\nkind = \"storage\"\npath = {:?}\n\
+             config = {{ path = {:?} }}\n",
+            plugin.display().to_string(),
+            data.display().to_string()
+        ),
+    )
+    .expect("bosun.toml");
+    let mut bosun = Bosun::start(work.path(), &["--config", config.to_str().expect("utf-8"), "--store", "plugin:redb"]);
+    let info = plugins(&bosun).into_iter().find(|p| p["name"] == "redb").expect("the storage plugin is listed");
+    assert_eq!(
+        (info["kind"].as_str(), info["state"].as_str(), info["version"].as_str()),
+        (Some("storage"), Some("running"), Some("0.1.0"))
+    );
+    let status = bosun.status();
+    assert_eq!(status["store"]["backend"], "plugin:redb@0.1.0", "{status}");
+
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(&strategy("shop", "kept", 7, "Local")));
+    assert!(ok, "{err}");
+    assert_eq!(stored_threshold(&bosun, "shop", "kept"), Some(7));
+
+    // The plugin killed: restarted, configured again, and the data is there.
+    let pid = info["pid"].as_u64().expect("pid") as libc::pid_t;
+    // SAFETY: kills the plugin's process group.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let back = eventually(Duration::from_secs(20), || stored_threshold(&bosun, "shop", "kept"));
+    assert_eq!(back, Some(7), "{:?}", plugins(&bosun));
+
+    // Bosun killed and started again on the same plugin and data.
+    bosun.kill_and_restart();
+    assert_eq!(stored_threshold(&bosun, "shop", "kept"), Some(7));
+    assert!(data.join("bosun.redb").is_file() || data.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false));
+}
+
+#[test]
+fn a_store_plugin_that_is_not_declared_is_refused_at_start() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bosun"))
+        .args(["serve", "--store", "plugin:nothing", "--data-dir"])
+        .arg(work.path())
+        .output()
+        .expect("bosun serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--store plugin:nothing: no plugin \"nothing\""), "{err}");
+}

@@ -10,11 +10,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bosun_store::Store;
+use bosun_store_plugin::PluginStore;
 use std::time::{Duration, Instant};
 
 use bosun_plugin::{
-    Executable, HostOptions, LaunchConfig, OnStart, PluginError, PluginHost, PluginState, SourceBuild, TransformClient,
-    TransformOutcome,
+    Executable, HostOptions, LaunchConfig, OnStart, PluginError, PluginHost, PluginState, PluginStatus, SourceBuild,
+    TransformClient, TransformOutcome,
 };
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -36,6 +37,8 @@ pub struct Entry {
 #[derive(Clone, Default)]
 pub struct Plugins {
     entries: Arc<Vec<Arc<Entry>>>,
+    /// The storage plugin, when Bosun's store is one.
+    storage: Option<(PluginSpec, Arc<PluginStore>)>,
 }
 
 /// Why a document did not pass the transform plugins.
@@ -78,6 +81,7 @@ impl Plugins {
         build_dir: &Path,
         store: Arc<dyn Store>,
         api: stream::ApiSlot,
+        storage: Option<(PluginSpec, Arc<PluginStore>)>,
     ) -> anyhow::Result<Self> {
         let mut entries = Vec::new();
         for spec in specs.iter().filter(|s| s.kind != PluginKind::Storage) {
@@ -105,12 +109,13 @@ impl Plugins {
         for entry in entries.iter().filter(|e| e.spec.kind == PluginKind::Stream) {
             tokio::spawn(stream::keep_feeding(Arc::downgrade(entry), store.clone()));
         }
-        Ok(Self { entries: Arc::new(entries) })
+        Ok(Self { entries: Arc::new(entries), storage })
     }
 
     /// Every plugin's state.
     pub fn list(&self) -> Vec<PluginInfo> {
-        self.entries.iter().map(|e| e.info()).collect()
+        let running = self.entries.iter().map(|e| info(&e.spec, e.host.status()));
+        running.chain(self.storage.iter().map(|(spec, store)| info(spec, store.status()))).collect()
     }
 
     /// Passes `doc` through every transform plugin for its kind, in the order they are
@@ -254,32 +259,32 @@ impl Entry {
         }
         .map_err(|e| TransformError::Unavailable(format!("plugin {name}: {e}")))
     }
+}
 
-    fn info(&self) -> PluginInfo {
-        let status = self.host.status();
-        let (name, version) = match self.spec.name.split_once('@') {
-            Some((name, version)) => (name.to_owned(), Some(version.to_owned())),
-            None => (self.spec.name.clone(), None),
-        };
-        let state = match status.state {
-            PluginState::Starting => "starting",
-            PluginState::Running => "running",
-            PluginState::Restarting => "restarting",
-            PluginState::Failed => "failed",
-            PluginState::Stopped => "stopped",
-        };
-        PluginInfo {
-            name,
-            version,
-            kind: self.spec.kind,
-            path: self.spec.path.display().to_string(),
-            state: state.to_owned(),
-            pid: status.pid,
-            binary: status.binary.map(|b| b.display().to_string()),
-            restarts: status.restarts,
-            reloads: status.reloads,
-            last_error: status.last_error,
-            last_health_check_seconds_ago: status.last_health_ok.map(|t| Instant::now().duration_since(t).as_secs()),
-        }
+/// One plugin as listed.
+fn info(spec: &PluginSpec, status: PluginStatus) -> PluginInfo {
+    let (name, version) = match spec.name.split_once('@') {
+        Some((name, version)) => (name.to_owned(), Some(version.to_owned())),
+        None => (spec.name.clone(), None),
+    };
+    let state = match status.state {
+        PluginState::Starting => "starting",
+        PluginState::Running => "running",
+        PluginState::Restarting => "restarting",
+        PluginState::Failed => "failed",
+        PluginState::Stopped => "stopped",
+    };
+    PluginInfo {
+        name,
+        version,
+        kind: spec.kind,
+        path: spec.path.display().to_string(),
+        state: state.to_owned(),
+        pid: status.pid,
+        binary: status.binary.map(|b| b.display().to_string()),
+        restarts: status.restarts,
+        reloads: status.reloads,
+        last_error: status.last_error,
+        last_health_check_seconds_ago: status.last_health_ok.map(|t| Instant::now().duration_since(t).as_secs()),
     }
 }
