@@ -240,9 +240,10 @@ pub async fn get(connection: &Connection, args: &GetArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `NAMESPACE NAME KIND REVISION LABELS`, columns aligned.
+/// `NAMESPACE NAME KIND REVISION STATUS LABELS`, columns aligned; STATUS is a governance
+/// document's translation state (`Enforced`, `Partial`, `SdkOnly`, ...), `-` for others.
 fn table(items: &[Json]) -> String {
-    let mut rows = vec![["NAMESPACE", "NAME", "KIND", "REVISION", "LABELS"].map(String::from)];
+    let mut rows = vec![["NAMESPACE", "NAME", "KIND", "REVISION", "STATUS", "LABELS"].map(String::from)];
     for item in items {
         let meta = &item["metadata"];
         let labels = meta["labels"]
@@ -257,6 +258,7 @@ fn table(items: &[Json]) -> String {
             text(&meta["name"]),
             text(&item["kind"]),
             text(&meta["resourceVersion"]),
+            item["status"]["state"].as_str().unwrap_or("-").to_owned(),
             labels,
         ]);
     }

@@ -122,6 +122,9 @@ pub struct PluginSpec {
     /// Reload the plugin when its binary (or source) changes on disk.
     #[serde(default = "yes")]
     pub reload: bool,
+    /// Mutual TLS between Bosun and the plugin (go-plugin's AutoMTLS).
+    #[serde(default = "yes")]
+    pub auto_mtls: bool,
 }
 
 fn default_call_wait_seconds() -> u64 {
@@ -160,6 +163,7 @@ impl PluginSpec {
                     kinds: Vec::new(),
                     call_wait_seconds: default_call_wait_seconds(),
                     reload: true,
+                    auto_mtls: true,
                 }),
                 _ => tracing::warn!(
                     path = %entry.path().display(),
@@ -169,6 +173,13 @@ impl PluginSpec {
         }
         found.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(found)
+    }
+
+    /// How Bosun launches it.
+    pub fn launch_config(&self) -> bosun_plugin::LaunchConfig {
+        let mut launch = bosun_plugin::LaunchConfig::new(self.name.clone(), self.path.clone());
+        launch.auto_mtls = self.auto_mtls;
+        launch
     }
 
     /// The name without its `@version`.

@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use bosun_plugin::LaunchConfig;
 use bosun_store_plugin::{PluginStore, PluginStoreOptions};
 
 use anyhow::Context;
@@ -59,7 +58,7 @@ async fn open_plugin(
         .iter()
         .find(|p| p.base_name() == name)
         .with_context(|| format!("--store plugin:{name}: no such plugin"))?;
-    let launch = LaunchConfig::new(spec.name.clone(), spec.path.clone());
+    let launch = spec.launch_config();
     let options = PluginStoreOptions {
         executable: crate::plugins::host_options(spec, build_dir).executable,
         ..PluginStoreOptions::default()

@@ -91,6 +91,10 @@ fn files(lang: Lang, kind: PluginKind) -> Option<Vec<(&'static str, &'static str
             ("Cargo.toml", include_str!("template/rust_Cargo.toml")),
             ("src/main.rs", include_str!("template/rust_stream_main.rs")),
         ]),
+        (Lang::Rust, PluginKind::Storage) => Some(vec![
+            ("Cargo.toml", include_str!("template/rust_storage_Cargo.toml")),
+            ("src/main.rs", include_str!("template/rust_storage_main.rs")),
+        ]),
         (Lang::Go, PluginKind::Transform) => {
             Some(vec![("main.go", include_str!("template/go_transform_main.go")), ("transform.proto", TRANSFORM_PROTO)])
         }
@@ -117,19 +121,11 @@ pub fn new(args: &NewArgs) -> anyhow::Result<()> {
         anyhow::ensure!(entries.next().is_none(), "{}: exists and is not empty", dir.display());
     }
     let sdk = match args.lang {
-        Lang::Rust => sdk_dependency(args.sdk.as_deref())?,
-        Lang::Go => String::new(),
+        Lang::Rust => Some(sdk_path(args.sdk.as_deref())?),
+        Lang::Go => None,
     };
     for (path, text) in files {
-        let mut text = text.replace("{{name}}", name).replace("{{kind}}", kind.as_str()).replace("{{sdk}}", &sdk);
-        if path.ends_with(".proto") {
-            // The generated Go code lives in the plugin's own package.
-            text = text.replacen(
-                "package bosun.plugin.v1;",
-                "package bosun.plugin.v1;\n\noption go_package = \"main\";",
-                1,
-            );
-        }
+        let text = render(text, path, name, kind, sdk.as_deref());
         let path = dir.join(path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
@@ -150,8 +146,32 @@ pub fn new(args: &NewArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `bosun-plugin = ...` dependency line.
-fn sdk_dependency(given: Option<&Path>) -> anyhow::Result<String> {
+/// One file of a template with its placeholders filled in.
+fn render(text: &str, path: &str, name: &str, kind: PluginKind, sdk: Option<&Path>) -> String {
+    let mut text = text.replace("{{name}}", name).replace("{{kind}}", kind.as_str());
+    if let Some(sdk) = sdk {
+        text = text.replace("{{sdk}}", &path_dependency(sdk));
+        // Bosun's other crates, next to the SDK.
+        for dep in ["bosun-store", "bosun-store-plugin"] {
+            let sibling = sdk.parent().map(|p| p.join(dep)).unwrap_or_default();
+            text = text.replace(&format!("{{{{crate:{dep}}}}}"), &path_dependency(&sibling));
+        }
+    }
+    if path.ends_with(".proto") {
+        // The generated Go code lives in the plugin's own package.
+        text =
+            text.replacen("package bosun.plugin.v1;", "package bosun.plugin.v1;\n\noption go_package = \"main\";", 1);
+    }
+    text
+}
+
+/// `{ path = "..." }`.
+fn path_dependency(path: &Path) -> String {
+    format!("{{ path = {} }}", toml::Value::String(path.display().to_string()))
+}
+
+/// Where the SDK (the `bosun-plugin` crate) is.
+fn sdk_path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     let path = match given {
         Some(p) => p.to_path_buf(),
         None => PathBuf::from(BUILT_SDK),
@@ -164,6 +184,41 @@ fn sdk_dependency(given: Option<&Path>) -> anyhow::Result<String> {
         "--sdk {}: not a crate (no Cargo.toml); give the path of Bosun's crates/bosun-plugin",
         path.display()
     );
-    let path = path.display().to_string();
-    Ok(format!("{{ path = {} }}", toml::Value::String(path)))
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_is_filled_in_whole() {
+        let sdk = Path::new("/src/bosun/crates/bosun-plugin");
+        let mut seen = 0;
+        for lang in [Lang::Rust, Lang::Go] {
+            for kind in [PluginKind::Transform, PluginKind::Stream, PluginKind::Storage] {
+                let Some(files) = files(lang, kind) else { continue };
+                seen += 1;
+                for (path, text) in files {
+                    let out = render(text, path, "my-plugin", kind, (lang == Lang::Rust).then_some(sdk));
+                    // A placeholder is `{{` and a lowercase name (Rust's `{{"` is an escaped brace).
+                    let left = out
+                        .match_indices("{{")
+                        .any(|(i, _)| out[i + 2..].starts_with(|c: char| c.is_ascii_lowercase()));
+                    assert!(!left, "{lang:?} {kind:?} {path}: a placeholder is left:\n{out}");
+                    if path == "Cargo.toml" {
+                        let manifest: toml::Table = toml::from_str(&out).expect("Cargo.toml is TOML");
+                        assert_eq!(manifest["package"]["name"].as_str(), Some("my-plugin"));
+                        let deps = manifest["dependencies"].as_table().expect("dependencies");
+                        let local: Vec<_> = deps.iter().filter_map(|(_, d)| d.get("path")?.as_str()).collect();
+                        assert!(local.iter().all(|p| p.starts_with("/src/bosun/crates/bosun-")), "{local:?}");
+                    }
+                    if path.ends_with(".proto") {
+                        assert!(out.contains("option go_package = \"main\";"));
+                    }
+                }
+            }
+        }
+        assert_eq!(seen, 4, "rust transform, stream and storage, and go transform");
+    }
 }

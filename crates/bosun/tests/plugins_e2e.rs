@@ -184,9 +184,11 @@ fn a_go_plugin_from_the_template_is_built_from_source_and_reloaded_when_it_chang
     std::fs::write(
         &config,
         format!(
-            "[[plugin]]\nname = \"labeler\"\nkind = \"transform\"\npath = {:?}\nkinds = [\"RateLimitStrategy\"]\n\
-             config = {{ require_app_label = true, add_labels = {{ team = \"core\" }} }}\n",
-            source.display().to_string()
+            "[[plugin]]\nname = \"labeler\"\nkind = \"transform\"\npath = {src:?}\nkinds = [\"RateLimitStrategy\"]\n\
+             config = {{ require_app_label = true, add_labels = {{ team = \"core\" }} }}\n\
+             [[plugin]]\nname = \"plain\"\nkind = \"transform\"\npath = {src:?}\nauto_mtls = false\n\
+             kinds = [\"ConcurrencyLimitStrategy\"]\nconfig = {{ add_labels = {{ tls = \"off\" }} }}\n",
+            src = source.display().to_string()
         ),
     )
     .expect("bosun.toml");
@@ -204,6 +206,14 @@ fn a_go_plugin_from_the_template_is_built_from_source_and_reloaded_when_it_chang
     let no_app = strategy("default", "no-app", 5, "Local").replace("labels: { app: cart }", "labels: {}");
     let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(&no_app));
     assert!(!ok && err.contains("has no app label"), "{err}");
+    // The same source as a second plugin, with AutoMTLS off.
+    assert!(eventually(Duration::from_secs(120), || running_pid(&bosun, "plain")).is_some(), "{:?}", plugins(&bosun));
+    let limit = "apiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: ConcurrencyLimitStrategy\n\
+                 metadata: { name: two, namespace: default }\nspec: { maxConcurrency: 2, limitMode: Local }\n";
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(limit));
+    assert!(ok, "{err}");
+    let (_, out, _) = bosun.cli(&["get", "concurrencylimitstrategies", "two", "-o", "json"], None);
+    assert!(out.contains(r#""tls": "off""#), "{out}");
 
     // A change of the source: rebuilt and reloaded.
     let main_go = source.join("main.go");

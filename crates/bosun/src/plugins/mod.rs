@@ -14,8 +14,8 @@ use bosun_store_plugin::PluginStore;
 use std::time::{Duration, Instant};
 
 use bosun_plugin::{
-    Executable, HostOptions, LaunchConfig, OnStart, PluginError, PluginHost, PluginState, PluginStatus, SourceBuild,
-    TransformClient, TransformOutcome,
+    Executable, HostOptions, OnStart, PluginError, PluginHost, PluginState, PluginStatus, SourceBuild, TransformClient,
+    TransformOutcome,
 };
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -102,7 +102,7 @@ impl Plugins {
                 _ => configure_transform(spec),
             };
             let options = HostOptions { on_start: Some(on_start), ..host_options(spec, build_dir) };
-            let host = PluginHost::start_with(LaunchConfig::new(spec.name.clone(), spec.path.clone()), options);
+            let host = PluginHost::start_with(spec.launch_config(), options);
             tracing::info!(plugin = %spec.name, kind = spec.kind.as_str(), path = %spec.path.display(), "plugin starting");
             entries.push(Arc::new(Entry { spec: spec.clone(), host, kinds, subscription }));
         }
