@@ -484,4 +484,27 @@ mod tests {
         assert_eq!(xds.port.max_connections, 9, "flags win over the file");
         assert_eq!(xds.port.tls.map(|t| t.cert), Some(PathBuf::from("/etc/bosun/c")));
     }
+
+    #[test]
+    fn bosun_toml_tables_are_read_relative_to_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bosun.toml");
+        std::fs::write(
+            &path,
+            "[xds]\ntls_cert = \"x.crt\"\ntls_key = \"x.key\"\nkeepalive_interval_seconds = 5\n\
+             [admin]\ntls_cert = \"a.crt\"\ntls_key = \"a.key\"\ntls_client_ca = \"ca.crt\"\nmax_connections = 3\n",
+        )
+        .expect("write");
+        let args = crate::config::ServeArgs { config: Some(path.clone()), ..Default::default() };
+        let config = crate::config::ServeConfig::load(args).expect("load");
+        assert_eq!(config.xds.keepalive_interval, Duration::from_secs(5));
+        assert_eq!(config.xds.port.tls.map(|t| t.key), Some(dir.path().join("x.key")));
+        assert_eq!(config.admin.max_connections, 3);
+        assert_eq!(config.admin.tls.and_then(|t| t.client_ca), Some(dir.path().join("ca.crt")));
+
+        std::fs::write(&path, "[xds]\ntls_certificate = \"x.crt\"\n").expect("write");
+        let args = crate::config::ServeArgs { config: Some(path), ..Default::default() };
+        let err = crate::config::ServeConfig::load(args).expect_err("unknown key");
+        assert!(format!("{err:#}").contains("tls_certificate"), "{err:#}");
+    }
 }

@@ -16,6 +16,9 @@ const RELOAD_POLL: Duration = Duration::from_secs(1);
 /// The largest certificate, key or CA file read.
 const MAX_PEM_BYTES: u64 = 1 << 20;
 
+/// What tells that a file changed: modification time, size, inode.
+type Stamp = (SystemTime, u64, u64);
+
 /// The files of one port's TLS configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -85,9 +88,12 @@ impl TlsFiles {
         Ok(config)
     }
 
-    /// Each file's modification time and size, to notice a change.
-    fn stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
-        self.paths().map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
+    /// Each file's modification time, size and inode, to notice a change (a symlink swap too).
+    fn stamps(&self) -> Vec<Option<Stamp>> {
+        use std::os::unix::fs::MetadataExt as _;
+        self.paths()
+            .map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len(), m.ino()))))
+            .collect()
     }
 }
 
@@ -119,7 +125,7 @@ pub struct ReloadingTls {
     /// Which port, for logs.
     port: &'static str,
     current: RwLock<Arc<ServerConfig>>,
-    stamps: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    stamps: Mutex<Vec<Option<Stamp>>>,
 }
 
 impl ReloadingTls {
