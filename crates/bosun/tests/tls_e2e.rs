@@ -185,4 +185,16 @@ fn the_cli_uses_an_https_admin_api_and_replaced_certificates_are_used_without_re
     assert!(logged.is_some(), "a bad certificate file was not reported:\n{}", bosun.proc.output());
     let still = https_get(bosun.admin, trusts_rotated, "/healthz");
     assert!(still.as_ref().is_ok_and(|(s, _)| *s == 200), "{still:?}");
+
+    // The client CA rotates too: only clients of the new CA are served.
+    write_atomic(&server.cert, &std::fs::read_to_string(&rotated.cert).expect("read"));
+    let new_client = rotated_ca.issue(&pki, "new-operator");
+    write_atomic(&ca_file, &rotated_ca.pem);
+    let new_client_served = eventually(Duration::from_secs(10), || {
+        let config = client_config(&rotated_ca.pem, Some(&new_client), b"http/1.1");
+        https_get(bosun.admin, config, "/healthz").ok().filter(|(s, _)| *s == 200)
+    });
+    assert!(new_client_served.is_some(), "the new client CA was not used:\n{}", bosun.proc.output());
+    let old_client = https_get(bosun.admin, client_config(&rotated_ca.pem, Some(&client), b"http/1.1"), "/healthz");
+    assert!(old_client.is_err(), "a client of the old CA is still served: {old_client:?}");
 }

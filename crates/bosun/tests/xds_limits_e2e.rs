@@ -253,6 +253,6 @@ async fn keepalive_notices_a_silent_peer() {
     let started = std::time::Instant::now();
     let gone = eventually(WAIT, || (!has_node(&bosun)).then_some(()));
     assert!(gone.is_some(), "the silent peer's stream is still open:\n{}", bosun.status());
-    assert!(started.elapsed() >= Duration::from_millis(900), "dropped before the keepalive timeout");
+    assert!(started.elapsed() >= Duration::from_millis(500), "dropped before a keepalive round");
     drop(ads);
 }
