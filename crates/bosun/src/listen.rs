@@ -259,6 +259,21 @@ impl axum::serve::Listener for Accepted {
     }
 }
 
+/// Starts accepting on the xDS port (HTTP/2) and the admin port (HTTP/1.1) as `config` says,
+/// with their metrics in `registry`.
+pub fn accept_both(
+    xds: TcpListener,
+    admin: TcpListener,
+    config: &crate::config::ServeConfig,
+    registry: &mut Registry,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(Accepted, Accepted)> {
+    let metrics = ConnectionMetrics::new(registry);
+    let xds = accept("xds", xds, &config.xds.port, &[b"h2"], metrics.clone(), shutdown.clone())?;
+    let admin = accept("admin", admin, &config.admin, &[b"http/1.1"], metrics, shutdown.clone())?;
+    Ok((xds, admin))
+}
+
 /// Starts accepting on `listener`: at most `config.max_connections` open at once, TLS when
 /// configured (its files watched until `shutdown`), with `alpn` offered.
 pub fn accept(

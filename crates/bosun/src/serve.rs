@@ -14,7 +14,7 @@ use crate::admin::{self, AdminState};
 use crate::api::ApiState;
 use crate::config::ServeConfig;
 use crate::directory::{self, DirectoryWriter};
-use crate::listen::{self, ConnectionMetrics};
+use crate::listen;
 use crate::plugins::Plugins;
 use crate::source::{self, SnapshotSource};
 use crate::status::XdsStatus;
@@ -76,23 +76,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(xds = %xds_listener.local_addr()?, admin = %admin_listener.local_addr()?,
         opensergo = %opensergo_listener.local_addr()?, "bosun serving");
 
-    let connection_metrics = ConnectionMetrics::new(&mut registry);
-    let xds_incoming = listen::accept(
-        "xds",
-        xds_listener,
-        &config.xds.port,
-        &[b"h2"],
-        connection_metrics.clone(),
-        shutdown_rx.clone(),
-    )?;
-    let admin_incoming = listen::accept(
-        "admin",
-        admin_listener,
-        &config.admin,
-        &[b"http/1.1"],
-        connection_metrics,
-        shutdown_rx.clone(),
-    )?;
+    let (xds_incoming, admin_incoming) =
+        listen::accept_both(xds_listener, admin_listener, &config, &mut registry, &shutdown_rx)?;
     let server = XdsServer::builder(source.clone())
         .observer(xds_status.clone())
         .control_plane_id("bosun")
