@@ -18,6 +18,15 @@ pub struct Connection {
     /// A file holding the admin bearer token (needed for writes when the server has one).
     #[arg(long, env = "BOSUN_TOKEN_FILE", global = true)]
     pub token_file: Option<PathBuf>,
+    /// For an https server: the CA certificates (PEM) to trust instead of the system's.
+    #[arg(long, env = "BOSUN_CA_FILE", global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// For a server that asks for a client certificate: the certificate chain (PEM).
+    #[arg(long, env = "BOSUN_CERT_FILE", global = true, value_name = "FILE", requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+    /// The private key (PEM) of --cert-file.
+    #[arg(long, env = "BOSUN_KEY_FILE", global = true, value_name = "FILE", requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// `bosun apply`.
@@ -75,7 +84,21 @@ pub struct Client {
 impl Client {
     pub fn new(connection: &Connection) -> anyhow::Result<Self> {
         let token = connection.token_file.as_deref().map(crate::config::read_token).transpose()?;
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
+        let mut http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+        if let Some(ca) = &connection.ca_file {
+            let pem = std::fs::read(ca).with_context(|| format!("--ca-file {}", ca.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("--ca-file {}: not PEM certificates", ca.display()))?;
+            http = http.tls_certs_only(certs);
+        }
+        if let (Some(cert), Some(key)) = (&connection.cert_file, &connection.key_file) {
+            let mut pem = std::fs::read(key).with_context(|| format!("--key-file {}", key.display()))?;
+            pem.extend(std::fs::read(cert).with_context(|| format!("--cert-file {}", cert.display()))?);
+            let identity = reqwest::Identity::from_pem(&pem)
+                .with_context(|| format!("--cert-file {} / --key-file {}", cert.display(), key.display()))?;
+            http = http.identity(identity);
+        }
+        let http = http.build()?;
         Ok(Self { http, base: connection.server.trim_end_matches('/').to_owned(), token })
     }
 

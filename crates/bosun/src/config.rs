@@ -43,6 +43,8 @@ pub struct ServeArgs {
     /// executable (or source directory) in it is loaded, besides the `[[plugin]]`s of the file.
     #[arg(long, env = "BOSUN_PLUGIN_DIR", value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub listen: crate::listen::ListenArgs,
 }
 
 /// How logs are written.
@@ -71,6 +73,10 @@ struct FileConfig {
     plugin_dir: Option<PathBuf>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<PluginSpec>,
+    #[serde(default)]
+    xds: crate::listen::XdsFile,
+    #[serde(default)]
+    admin: crate::listen::AdminFile,
 }
 
 /// What a plugin does, and so where Bosun calls it.
@@ -241,6 +247,10 @@ pub struct ServeConfig {
     pub plugins: Vec<PluginSpec>,
     /// Where plugins given as source are built: `<data dir>/plugin-builds`.
     pub plugin_build_dir: PathBuf,
+    /// TLS, keepalive and limits of the xDS port.
+    pub xds: crate::listen::XdsPortConfig,
+    /// TLS and limits of the admin port.
+    pub admin: crate::listen::PortConfig,
 }
 
 /// Which store `bosun serve` uses.
@@ -360,6 +370,7 @@ impl ServeConfig {
                 ),
             }
         }
+        let (xds, admin) = crate::listen::resolve(args.listen, file.xds, file.admin, &relative_to_file)?;
         Ok(Self {
             xds_addr: args.xds_addr.or(file.xds_addr).unwrap_or_else(|| DEFAULT_XDS_ADDR.into()),
             admin_addr: args.admin_addr.or(file.admin_addr).unwrap_or_else(|| DEFAULT_ADMIN_ADDR.into()),
@@ -373,6 +384,8 @@ impl ServeConfig {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             plugins,
             plugin_build_dir,
+            xds,
+            admin,
         })
     }
 }

@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod directory;
 mod documents;
+mod listen;
 mod plugins;
 mod resources;
 mod serve;
@@ -13,6 +14,7 @@ mod source;
 mod status;
 mod store;
 mod template;
+mod tls;
 
 use clap::{Parser, Subcommand};
 
@@ -27,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the control plane: the store, the xDS server and the admin HTTP API.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Create or update documents from files (YAML/JSON), directories or standard input.
     Apply {
         #[command(flatten)]
@@ -70,7 +72,7 @@ enum PluginCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Command::Serve(args) = cli.command {
-        let config = config::ServeConfig::load(args)?;
+        let config = config::ServeConfig::load(*args)?;
         config::init_logging(&config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         return runtime.block_on(serve::run(config));

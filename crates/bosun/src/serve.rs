@@ -14,6 +14,7 @@ use crate::admin::{self, AdminState};
 use crate::api::ApiState;
 use crate::config::ServeConfig;
 use crate::directory::{self, DirectoryWriter};
+use crate::listen;
 use crate::plugins::Plugins;
 use crate::source::{self, SnapshotSource};
 use crate::status::XdsStatus;
@@ -75,17 +76,19 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(xds = %xds_listener.local_addr()?, admin = %admin_listener.local_addr()?,
         opensergo = %opensergo_listener.local_addr()?, "bosun serving");
 
-    let server = XdsServer::builder(source.clone()).observer(xds_status.clone()).control_plane_id("bosun").build();
+    let (xds_incoming, admin_incoming) =
+        listen::accept_both(xds_listener, admin_listener, &config, &mut registry, &shutdown_rx)?;
+    let server = XdsServer::builder(source.clone())
+        .observer(xds_status.clone())
+        .control_plane_id("bosun")
+        .max_decoding_message_size(config.xds.max_message_bytes)
+        .build();
     let xds = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .http2_keepalive_interval(Some(config.xds.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.xds.keepalive_timeout))
+        .max_concurrent_streams(Some(config.xds.max_streams_per_connection))
         .add_routes(server.routes())
-        .serve_with_incoming_shutdown(
-            // tonic ignores the builder's TCP_NODELAY for a listener it is handed; without it
-            // Nagle and delayed ACKs add ~40 ms to every subscription round trip.
-            tonic::transport::server::TcpIncoming::from(xds_listener).with_nodelay(Some(true)),
-            wait_for(shutdown_rx.clone()),
-        );
+        .serve_with_incoming_shutdown(xds_incoming.into_stream(), wait_for(shutdown_rx.clone()));
 
     let opensergo_server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -105,7 +108,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     api_slot.send_replace(Some(Arc::downgrade(&api)));
     let admin_state =
         Arc::new(AdminState { registry, xds: xds_status, source, store: store.clone(), directory, api, opensergo });
-    let admin = axum::serve(admin_listener, admin::router(admin_state)).with_graceful_shutdown(wait_for(shutdown_rx));
+    let admin = axum::serve(admin_incoming, admin::router(admin_state)).with_graceful_shutdown(wait_for(shutdown_rx));
 
     let servers = async {
         tokio::try_join!(

@@ -77,6 +77,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct XdsServer {
     shared: Arc<Shared>,
+    max_decoding_message_size: Option<usize>,
 }
 
 impl std::fmt::Debug for XdsServer {
@@ -91,9 +92,17 @@ pub struct XdsServerBuilder {
     observer: Arc<dyn Observer>,
     legacy_wildcard: HashSet<String>,
     control_plane_id: String,
+    max_decoding_message_size: Option<usize>,
 }
 
 impl XdsServerBuilder {
+    /// The largest request message accepted, in bytes (default: tonic's 4 MiB). A larger one
+    /// ends its stream with `OUT_OF_RANGE`; other streams are not affected.
+    pub fn max_decoding_message_size(mut self, bytes: usize) -> Self {
+        self.max_decoding_message_size = Some(bytes);
+        self
+    }
+
     /// Sends the server's events to `observer`.
     pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observer = observer;
@@ -123,6 +132,7 @@ impl XdsServerBuilder {
                 legacy_wildcard: self.legacy_wildcard,
                 control_plane_id: self.control_plane_id,
             }),
+            max_decoding_message_size: self.max_decoding_message_size,
         }
     }
 }
@@ -140,21 +150,43 @@ impl XdsServer {
             observer: Arc::new(NoopObserver),
             legacy_wildcard: [type_url::CLUSTER, type_url::LISTENER].into_iter().map(String::from).collect(),
             control_plane_id: String::new(),
+            max_decoding_message_size: None,
         }
     }
 
     /// Every discovery service of this server, to add to a tonic server.
     pub fn routes(&self) -> tonic::service::Routes {
+        // Each generated service takes the limit itself; `limit!` applies it when one is set.
+        macro_rules! limit {
+            ($service:expr) => {
+                match self.max_decoding_message_size {
+                    Some(bytes) => $service.max_decoding_message_size(bytes),
+                    None => $service,
+                }
+            };
+        }
         tonic::service::Routes::default()
-            .add_service(ads::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer::new(self.clone()))
-            .add_service(cds::cluster_discovery_service_server::ClusterDiscoveryServiceServer::new(self.clone()))
-            .add_service(eds::endpoint_discovery_service_server::EndpointDiscoveryServiceServer::new(self.clone()))
-            .add_service(lds::listener_discovery_service_server::ListenerDiscoveryServiceServer::new(self.clone()))
-            .add_service(rds::route_discovery_service_server::RouteDiscoveryServiceServer::new(self.clone()))
-            .add_service(sds::secret_discovery_service_server::SecretDiscoveryServiceServer::new(self.clone()))
-            .add_service(rtds::runtime_discovery_service_server::RuntimeDiscoveryServiceServer::new(self.clone()))
-            .add_service(ecds::extension_config_discovery_service_server::ExtensionConfigDiscoveryServiceServer::new(
-                self.clone(),
+            .add_service(limit!(ads::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer::new(
+                self.clone()
+            )))
+            .add_service(limit!(cds::cluster_discovery_service_server::ClusterDiscoveryServiceServer::new(
+                self.clone()
+            )))
+            .add_service(limit!(eds::endpoint_discovery_service_server::EndpointDiscoveryServiceServer::new(
+                self.clone()
+            )))
+            .add_service(limit!(lds::listener_discovery_service_server::ListenerDiscoveryServiceServer::new(
+                self.clone()
+            )))
+            .add_service(limit!(rds::route_discovery_service_server::RouteDiscoveryServiceServer::new(self.clone())))
+            .add_service(limit!(sds::secret_discovery_service_server::SecretDiscoveryServiceServer::new(self.clone())))
+            .add_service(limit!(rtds::runtime_discovery_service_server::RuntimeDiscoveryServiceServer::new(
+                self.clone()
+            )))
+            .add_service(limit!(
+                ecds::extension_config_discovery_service_server::ExtensionConfigDiscoveryServiceServer::new(
+                    self.clone()
+                )
             ))
     }
 

@@ -118,8 +118,11 @@ impl SotwStream {
                         self.done = true;
                     }
                     Some(Err(status)) => {
-                        tracing::debug!(stream = self.id, %status, "xDS stream ended by the client");
+                        // A reset by the client, or a request that could not be decoded (not
+                        // protobuf, too large): the status goes back, for a client still there.
+                        tracing::debug!(stream = self.id, %status, "xDS stream ended: its request could not be read");
                         self.done = true;
+                        return Some(Err(status));
                     }
                     Some(Ok(req)) => {
                         if let Err(status) = self.on_request(req) {

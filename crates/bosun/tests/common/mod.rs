@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod envoy;
+pub mod pki;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -199,6 +200,13 @@ impl Bosun {
     /// Starts `bosun serve` with `args` on free ports and waits for `/healthz`. Without a
     /// `--store` or `--data-dir` in `args`, the embedded store lives in `dir/data`.
     pub fn start(dir: &Path, args: &[&str]) -> Bosun {
+        let bosun = Self::launch(dir, args);
+        bosun.wait_healthy();
+        bosun
+    }
+
+    /// Like [`Bosun::start`] without waiting for `/healthz` (for an admin port that speaks TLS).
+    pub fn launch(dir: &Path, args: &[&str]) -> Bosun {
         std::fs::create_dir_all(dir).expect("bosun's directory");
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         if !args.iter().any(|a| a == "--store" || a == "--data-dir") {
@@ -208,9 +216,7 @@ impl Bosun {
         let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
         args.extend(["--opensergo-addr".to_owned(), format!("127.0.0.1:{opensergo_port}")]);
         let proc = Self::spawn(dir, &args, xds_port, admin_port, 0);
-        let bosun = Bosun { proc, xds_port, admin, opensergo_port, dir: dir.to_owned(), args, starts: 1 };
-        bosun.wait_healthy();
-        bosun
+        Bosun { proc, xds_port, admin, opensergo_port, dir: dir.to_owned(), args, starts: 1 }
     }
 
     fn spawn(dir: &Path, args: &[String], xds_port: u16, admin_port: u16, start: usize) -> Proc {

@@ -1,0 +1,200 @@
+//! TLS and mutual TLS on the xDS and admin ports, with certificates made in the test: Envoy gets
+//! its config over mutual TLS, clients without a valid certificate are refused, the CLI talks
+//! to an HTTPS admin API, and replaced certificate files are used without a restart.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::envoy::{eds_cluster, envoy_bootstrap, expect_body, listener, route};
+use common::pki::{Ca, CertFiles, H2_PREFACE, client_config, https_get, is_h2_settings, raw_exchange, tls_exchange};
+use common::{Backend, Bosun, Proc, eventually, free_port, http_get, write_atomic};
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Envoy's bootstrap with a mutual-TLS transport socket on the xds cluster.
+fn mtls_bootstrap(xds_port: u16, ca: &Path, client: &CertFiles) -> String {
+    format!(
+        r#"{}    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: localhost
+        common_tls_context:
+          tls_certificates:
+          - certificate_chain: {{ filename: {} }}
+            private_key: {{ filename: {} }}
+          validation_context:
+            trusted_ca: {{ filename: {} }}
+            match_typed_subject_alt_names:
+            - san_type: DNS
+              matcher: {{ exact: localhost }}
+"#,
+        envoy_bootstrap(xds_port, free_port()),
+        path(&client.cert),
+        path(&client.key),
+        path(ca)
+    )
+}
+
+#[test]
+fn envoy_gets_config_over_mutual_tls_and_clients_without_a_valid_certificate_are_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let pki = work.path().join("pki");
+    std::fs::create_dir(&pki).expect("mkdir");
+    let ca = Ca::new("bosun test CA");
+    let ca_file = ca.write(&pki.join("ca.crt"));
+    let server = ca.issue(&pki, "server");
+    let envoy_cert = ca.issue(&pki, "envoy");
+    let stranger = Ca::new("another CA").issue(&pki, "stranger");
+
+    let dir = work.path().join("resources");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let backend = Backend::start("over mTLS");
+    let port = free_port();
+    let ingress: SocketAddr = ([127, 0, 0, 1], port).into();
+    std::fs::write(dir.join("listener.yaml"), listener("ingress", port)).expect("write");
+    std::fs::write(dir.join("route.yaml"), route("alpha")).expect("write");
+    std::fs::write(dir.join("alpha.yaml"), eds_cluster("alpha", backend.port)).expect("write");
+
+    let bosun = Bosun::start(
+        work.path(),
+        &[
+            "--resources",
+            path(&dir),
+            "--xds-tls-cert",
+            path(&server.cert),
+            "--xds-tls-key",
+            path(&server.key),
+            "--xds-tls-client-ca",
+            path(&ca_file),
+        ],
+    );
+    let bootstrap = work.path().join("envoy.yaml");
+    std::fs::write(&bootstrap, mtls_bootstrap(bosun.xds_port, &ca_file, &envoy_cert)).expect("bootstrap");
+    let mut cmd = Command::new(common::envoy_binary());
+    cmd.arg("-c").arg(&bootstrap).args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"]);
+    let envoy = Proc::spawn("envoy", cmd, work.path().join("envoy.log"));
+    expect_body(&envoy, &bosun, ingress, "over mTLS", Duration::from_secs(30));
+
+    let xds: SocketAddr = ([127, 0, 0, 1], bosun.xds_port).into();
+    // A client with a certificate of the CA gets the server's HTTP/2 SETTINGS.
+    let good = tls_exchange(xds, client_config(&ca.pem, Some(&envoy_cert), b"h2"), H2_PREFACE, is_h2_settings);
+    assert!(good.as_deref().is_ok_and(is_h2_settings), "{good:?}");
+    let failures_before = bosun.metric("bosun_tls_handshake_failures_total{port=\"xds\"}");
+    // Without a certificate, or with one of another CA: refused.
+    for (what, client) in [("no certificate", None), ("another CA's certificate", Some(&stranger))] {
+        let got = tls_exchange(xds, client_config(&ca.pem, client, b"h2"), H2_PREFACE, is_h2_settings);
+        assert!(got.is_err(), "a client with {what} was served: {got:?}");
+    }
+    // Plain HTTP/2 on the TLS port: closed without an answer.
+    let plain = raw_exchange(xds, H2_PREFACE, Duration::from_secs(5)).expect("connect");
+    assert!(plain.closed && !is_h2_settings(&plain.bytes), "plain HTTP/2 was served: {plain:?}");
+    let counted = eventually(Duration::from_secs(5), || {
+        (bosun.metric("bosun_tls_handshake_failures_total{port=\"xds\"}") >= failures_before + 3.0).then_some(())
+    });
+    assert!(counted.is_some(), "handshake failures not counted:\n{}", bosun.proc.output());
+    // Envoy is still served.
+    expect_body(&envoy, &bosun, ingress, "over mTLS", Duration::from_secs(2));
+}
+
+#[test]
+fn the_cli_uses_an_https_admin_api_and_replaced_certificates_are_used_without_restart() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let pki = work.path().join("pki");
+    std::fs::create_dir(&pki).expect("mkdir");
+    let ca = Ca::new("bosun test CA");
+    let ca_file = ca.write(&pki.join("ca.crt"));
+    let server = ca.issue(&pki, "server");
+    let client = ca.issue(&pki, "operator");
+
+    let bosun = Bosun::launch(
+        work.path(),
+        &[
+            "--store",
+            "memory",
+            "--admin-tls-cert",
+            path(&server.cert),
+            "--admin-tls-key",
+            path(&server.key),
+            "--admin-tls-client-ca",
+            path(&ca_file),
+        ],
+    );
+    let trusted = client_config(&ca.pem, Some(&client), b"http/1.1");
+    let healthy = eventually(Duration::from_secs(20), || {
+        https_get(bosun.admin, trusted.clone(), "/healthz").ok().filter(|(s, _)| *s == 200)
+    });
+    assert!(healthy.is_some(), "no HTTPS /healthz:\n{}", bosun.proc.output());
+    assert!(http_get(bosun.admin, "/healthz").is_err(), "plain HTTP is served on the TLS port");
+    let anonymous = https_get(bosun.admin, client_config(&ca.pem, None, b"http/1.1"), "/healthz");
+    assert!(anonymous.is_err(), "a client without a certificate was served: {anonymous:?}");
+
+    // The CLI over HTTPS with a client certificate.
+    let url = format!("https://127.0.0.1:{}", bosun.admin.port());
+    let tls_flags = [
+        "--server",
+        &url,
+        "--ca-file",
+        path(&ca_file),
+        "--cert-file",
+        path(&client.cert),
+        "--key-file",
+        path(&client.key),
+    ];
+    let cluster =
+        "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: a\ntype: STATIC\nconnect_timeout: 3s\n";
+    let (ok, out, err) = bosun.cli(&[&["apply", "-f", "-"], &tls_flags[..]].concat(), Some(cluster));
+    assert!(ok, "{err}");
+    assert_eq!(out, "Cluster/default/a created\n");
+    let (ok, table, err) = bosun.cli(&[&["get", "clusters"], &tls_flags[..]].concat(), None);
+    assert!(ok && table.lines().nth(1).is_some_and(|l| l.starts_with("default") && l.contains(" a ")), "{table}{err}");
+    // Without the client certificate, or without trusting the CA: refused.
+    let (ok, _, err) = bosun.cli(&[&["get", "clusters"], &tls_flags[..4]].concat(), None);
+    assert!(!ok, "served without a client certificate");
+    assert!(err.contains("cannot reach"), "{err}");
+    let (ok, _, _) = bosun.cli(
+        &["get", "clusters", "--server", &url, "--cert-file", path(&client.cert), "--key-file", path(&client.key)],
+        None,
+    );
+    assert!(!ok, "the CLI trusted a server certificate of an unknown CA");
+
+    // Rotation: a new server certificate from a new CA replaces the files.
+    let rotated_ca = Ca::new("rotated CA");
+    let rotated = rotated_ca.issue(&pki, "rotated");
+    write_atomic(&server.cert, &std::fs::read_to_string(&rotated.cert).expect("read"));
+    write_atomic(&server.key, &std::fs::read_to_string(&rotated.key).expect("read"));
+    let trusts_rotated = client_config(&rotated_ca.pem, Some(&client), b"http/1.1");
+    let picked_up = eventually(Duration::from_secs(10), || {
+        https_get(bosun.admin, trusts_rotated.clone(), "/healthz").ok().filter(|(s, _)| *s == 200)
+    });
+    assert!(picked_up.is_some(), "the new certificate was not used:\n{}", bosun.proc.output());
+    assert!(https_get(bosun.admin, trusted.clone(), "/healthz").is_err(), "the old certificate is still served");
+
+    // A bad new file is logged and the current certificate kept.
+    let kept_before = bosun.proc.output().matches("keeping the previous ones").count();
+    write_atomic(&server.cert, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n");
+    let logged = eventually(Duration::from_secs(10), || {
+        (bosun.proc.output().matches("keeping the previous ones").count() > kept_before).then_some(())
+    });
+    assert!(logged.is_some(), "a bad certificate file was not reported:\n{}", bosun.proc.output());
+    let still = https_get(bosun.admin, trusts_rotated, "/healthz");
+    assert!(still.as_ref().is_ok_and(|(s, _)| *s == 200), "{still:?}");
+
+    // The client CA rotates too: only clients of the new CA are served.
+    write_atomic(&server.cert, &std::fs::read_to_string(&rotated.cert).expect("read"));
+    let new_client = rotated_ca.issue(&pki, "new-operator");
+    write_atomic(&ca_file, &rotated_ca.pem);
+    let new_client_served = eventually(Duration::from_secs(10), || {
+        let config = client_config(&rotated_ca.pem, Some(&new_client), b"http/1.1");
+        https_get(bosun.admin, config, "/healthz").ok().filter(|(s, _)| *s == 200)
+    });
+    assert!(new_client_served.is_some(), "the new client CA was not used:\n{}", bosun.proc.output());
+    let old_client = https_get(bosun.admin, client_config(&rotated_ca.pem, Some(&client), b"http/1.1"), "/healthz");
+    assert!(old_client.is_err(), "a client of the old CA is still served: {old_client:?}");
+}
