@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bosun_opensergo::OpenSergoServer;
 use bosun_xds::XdsServer;
+use bosun_xds::csds::CsdsService;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
@@ -80,6 +81,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_routes(server.routes())
+        .add_service(CsdsService::new(xds_status.tracker()).into_server())
         .serve_with_incoming_shutdown(
             // tonic ignores the builder's TCP_NODELAY for a listener it is handed; without it
             // Nagle and delayed ACKs add ~40 ms to every subscription round trip.
