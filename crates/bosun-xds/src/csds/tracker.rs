@@ -209,9 +209,15 @@ impl Observer for ClientStatusTracker {
 
     fn resources_sent(&self, id: StreamId, sent: &SentResources<'_>) {
         self.with_type(id, sent.type_url, |t| {
-            let names = match sent.subscribed {
-                Subscribed::All => None,
-                Subscribed::Names(names) => {
+            let names = match (sent.subscribed, t.held.take()) {
+                (Subscribed::All, _) => None,
+                // The same names as before (the usual case on a push): no copy.
+                (Subscribed::Names(names), Some(Held { names: Some(held), .. }))
+                    if held.len() == names.len() && held.iter().all(|n| names.contains(n)) =>
+                {
+                    Some(held)
+                }
+                (Subscribed::Names(names), _) => {
                     let mut names: Vec<String> = names.iter().cloned().collect();
                     names.sort_unstable();
                     Some(names)
@@ -274,6 +280,30 @@ mod tests {
         assert!(tracker.streams()[0].types["t"].last_nack.is_none());
         tracker.stream_closed(7, None);
         assert!(tracker.is_empty());
+    }
+
+    #[test]
+    fn held_names_follow_the_subscription() {
+        let tracker = ClientStatusTracker::new();
+        tracker.stream_opened(3, &Node { id: "n".into(), ..Default::default() });
+        let set = Arc::new(TypeResources::new("t", []));
+        let held = |tracker: &ClientStatusTracker| tracker.streams()[0].types["t"].held.clone().expect("held").names;
+        let send = |names: &std::collections::HashSet<String>| {
+            let sent =
+                SentResources { type_url: "t", version: "v", resources: &set, subscribed: Subscribed::Names(names) };
+            tracker.resources_sent(3, &sent);
+        };
+        let ab: std::collections::HashSet<String> = ["b".to_owned(), "a".to_owned()].into();
+        send(&ab);
+        assert_eq!(held(&tracker), Some(vec!["a".to_owned(), "b".to_owned()]));
+        send(&ab);
+        assert_eq!(held(&tracker), Some(vec!["a".to_owned(), "b".to_owned()]));
+        let ac: std::collections::HashSet<String> = ["a".to_owned(), "c".to_owned()].into();
+        send(&ac);
+        assert_eq!(held(&tracker), Some(vec!["a".to_owned(), "c".to_owned()]));
+        let all = SentResources { type_url: "t", version: "v", resources: &set, subscribed: Subscribed::All };
+        tracker.resources_sent(3, &all);
+        assert_eq!(held(&tracker), None);
     }
 
     #[test]
