@@ -278,6 +278,17 @@ mod tests {
         assert_eq!(b[0].error_state.as_ref().map(|e| e.details.as_str()), Some("c2: bad"));
         assert!(b[0].xds_config.is_none());
         assert_eq!((b[1].name.as_str(), b[1].config_status), ("missing", ConfigStatus::NotSent as i32));
+
+        // Asked for, nothing sent yet: each name is reported as requested and not sent.
+        tracker.request(1, type_url::ENDPOINT, &["e1".into()]);
+        let a = service.client_status(&exact_request("a")).expect("answer");
+        let e1 = a.config[0].generic_xds_configs.iter().find(|c| c.type_url == type_url::ENDPOINT).expect("e1");
+        assert_eq!((e1.name.as_str(), e1.config_status), ("e1", ConfigStatus::NotSent as i32));
+        assert_eq!(e1.client_status, ClientResourceStatus::Requested as i32);
+    }
+
+    fn exact_request(id: &str) -> ClientStatusRequest {
+        ClientStatusRequest { node_matchers: vec![exact(id)], ..Default::default() }
     }
 
     #[test]

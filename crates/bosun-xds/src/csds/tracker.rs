@@ -46,8 +46,8 @@ pub struct ClientStream {
 /// One type on one stream.
 #[derive(Debug, Clone, Default)]
 pub struct TypeStatus {
-    /// The names of the last request (empty: wildcard, or nothing for types without legacy
-    /// wildcard).
+    /// The names of the last request, until a response of the type is sent (then `held` says
+    /// what the client subscribed to, and this is empty so that names are not kept twice).
     pub requested: Vec<String>,
     /// Version of the last response sent.
     pub sent_version: Option<String>,
@@ -193,7 +193,7 @@ impl Observer for ClientStatusTracker {
 
     fn request(&self, id: StreamId, type_url: &str, names: &[String]) {
         self.with_type(id, type_url, |t| {
-            if t.requested != names {
+            if t.held.is_none() && t.requested != names {
                 t.requested = names.to_vec();
             }
         });
@@ -224,6 +224,7 @@ impl Observer for ClientStatusTracker {
                 }
             };
             t.held = Some(Held { resources: sent.resources.clone(), names, sent_at: SystemTime::now() });
+            t.requested = Vec::new();
         });
     }
 
