@@ -5,12 +5,14 @@
 //! - [`cache`]: where the server gets resources ([`Cache`]), and the per-node-group
 //!   [`SnapshotCache`];
 //! - [`server`]: ADS and per-type State-of-the-World discovery over a cache;
-//! - [`observer`]: stream, request, response, ACK and NACK events for status and metrics.
+//! - [`observer`]: stream, request, response, ACK and NACK events for status and metrics;
+//! - [`csds`]: the Client Status Discovery Service over an observer that tracks every client.
 
 #![warn(missing_docs)]
 
 pub mod cache;
 pub mod codec;
+pub mod csds;
 pub mod observer;
 pub mod resource;
 pub mod server;

@@ -1,8 +1,12 @@
 //! Observing the server: stream lifecycle, requests, responses, ACKs and NACKs.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
+
+use crate::snapshot::TypeResources;
 
 /// Identifies one stream for the lifetime of the server.
 pub type StreamId = u64;
@@ -24,6 +28,30 @@ pub struct ResponseEvent<'a> {
     pub latency: Duration,
 }
 
+/// What a stream is subscribed to for one type.
+#[derive(Debug, Clone, Copy)]
+pub enum Subscribed<'a> {
+    /// Every resource of the type (wildcard).
+    All,
+    /// These names only.
+    Names(&'a HashSet<String>),
+}
+
+/// The resources a response was selected from, for observers that report which configuration
+/// each client holds (CSDS). `resources` is the node's whole set of the type; the client holds
+/// the part of it that `subscribed` selects.
+#[derive(Debug, Clone, Copy)]
+pub struct SentResources<'a> {
+    /// The response's type URL.
+    pub type_url: &'a str,
+    /// `version_info` of the response.
+    pub version: &'a str,
+    /// The node's resources of this type when the response was written.
+    pub resources: &'a Arc<TypeResources>,
+    /// What the stream subscribed to when the response was written.
+    pub subscribed: Subscribed<'a>,
+}
+
 /// Receives the server's events. Every method has an empty default, so an observer implements
 /// only what it needs. Methods are called on the stream's task: they must not block.
 pub trait Observer: Send + Sync + 'static {
@@ -35,6 +63,8 @@ pub trait Observer: Send + Sync + 'static {
     fn request(&self, _id: StreamId, _type_url: &str, _names: &[String]) {}
     /// A response was written.
     fn response(&self, _id: StreamId, _event: &ResponseEvent<'_>) {}
+    /// A response was written (right after [`Observer::response`]): what it was selected from.
+    fn resources_sent(&self, _id: StreamId, _sent: &SentResources<'_>) {}
     /// The client accepted `version` of `type_url`.
     fn ack(&self, _id: StreamId, _type_url: &str, _version: &str) {}
     /// The client rejected `version` of `type_url` with `message`.

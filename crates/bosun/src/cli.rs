@@ -103,7 +103,7 @@ impl Client {
     }
 
     /// Sends a request; a non-2xx answer becomes an error with the server's message and details.
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Json>) -> anyhow::Result<Json> {
+    pub(crate) async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Json>) -> anyhow::Result<Json> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url);
         if let Some(token) = &self.token {
@@ -289,7 +289,7 @@ fn table(items: &[Json]) -> String {
 }
 
 /// Rows as columns aligned on the widest cell.
-fn aligned<const N: usize>(rows: Vec<[String; N]>) -> String {
+pub(crate) fn aligned<const N: usize>(rows: Vec<[String; N]>) -> String {
     let widths: Vec<usize> = (0..N).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {

@@ -8,6 +8,7 @@ mod directory;
 mod documents;
 mod listen;
 mod plugins;
+mod proxy_status;
 mod resources;
 mod serve;
 mod source;
@@ -51,6 +52,14 @@ enum Command {
         #[command(flatten)]
         connection: cli::Connection,
     },
+    /// Every connected node and whether it accepted the config it was sent (SYNCED, STALE,
+    /// NACKED), per xDS type.
+    Status {
+        #[command(flatten)]
+        args: proxy_status::StatusArgs,
+        #[command(flatten)]
+        connection: cli::Connection,
+    },
     /// Plugin projects.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -85,6 +94,7 @@ fn main() -> anyhow::Result<()> {
             Command::Get { args, connection } => cli::get(connection, args).await,
             Command::Delete { args, connection } => cli::delete(connection, args).await,
             Command::Plugins { args, connection } => cli::plugins(connection, args).await,
+            Command::Status { args, connection } => proxy_status::status(connection, args).await,
             Command::Plugin(PluginCommand::New(args)) => template::new(args),
         }
     })

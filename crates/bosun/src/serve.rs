@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bosun_opensergo::OpenSergoServer;
 use bosun_xds::XdsServer;
+use bosun_xds::csds::CsdsService;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
@@ -88,6 +89,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .http2_keepalive_timeout(Some(config.xds.keepalive_timeout))
         .max_concurrent_streams(Some(config.xds.max_streams_per_connection))
         .add_routes(server.routes())
+        .add_service(CsdsService::new(xds_status.tracker()).into_server())
         .serve_with_incoming_shutdown(xds_incoming.into_stream(), wait_for(shutdown_rx.clone()));
 
     let opensergo_server = tonic::transport::Server::builder()

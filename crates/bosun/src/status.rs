@@ -1,11 +1,12 @@
-//! What the xDS server did, kept for `/status` and `/metrics`: an [`Observer`] of the server.
+//! What the xDS server did, kept for `/status`, `/metrics` and CSDS: an [`Observer`] of the server.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use bosun_xds::observer::{Observer, ResponseEvent, StreamId};
+use bosun_xds::csds::{self, ClientStatusTracker};
+use bosun_xds::observer::{Observer, ResponseEvent, SentResources, StreamId};
 use envoy_types::pb::envoy::config::core::v3::Node;
-use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -14,13 +15,10 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-/// Streams are spread over this many locks so that a push to many streams does not serialize
-/// on one.
-const SHARDS: usize = 16;
-
-/// The status of every connected stream, and the server's metrics.
+/// The status of every connected stream (kept by the library's CSDS tracker, which `/status`,
+/// `bosun status` and CSDS all read), and the server's metrics.
 pub struct XdsStatus {
-    shards: [Mutex<HashMap<StreamId, StreamStatus>>; SHARDS],
+    tracker: Arc<ClientStatusTracker>,
     metrics: Metrics,
 }
 
@@ -36,8 +34,10 @@ pub struct StreamStatus {
 }
 
 /// One type on one stream.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TypeStatus {
+    /// `SYNCED`, `STALE` (sent, not answered yet), `NACKED` or `NOT_SENT`.
+    pub state: &'static str,
     /// Version of the last response sent.
     pub sent_version: Option<String>,
     /// Nonce of the last response sent.
@@ -73,8 +73,8 @@ struct Metrics {
     push_latency: Family<TypeLabel, Histogram>,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A short metric label for a type URL: the message name without its package.
@@ -107,25 +107,38 @@ impl XdsStatus {
             "Time from a change of resources to the response that carries it",
             metrics.push_latency.clone(),
         );
-        Self { shards: Default::default(), metrics }
+        Self { tracker: Arc::new(ClientStatusTracker::new()), metrics }
     }
 
-    fn shard(&self, id: StreamId) -> &Mutex<HashMap<StreamId, StreamStatus>> {
-        &self.shards[(id as usize) % SHARDS]
-    }
-
-    fn with_type(&self, id: StreamId, type_url: &str, f: impl FnOnce(&mut TypeStatus)) {
-        if let Some(stream) = self.shard(id).lock().get_mut(&id) {
-            f(stream.types.entry(type_url.to_owned()).or_default());
-        }
+    /// The per-client state, for CSDS.
+    pub fn tracker(&self) -> Arc<ClientStatusTracker> {
+        self.tracker.clone()
     }
 
     /// Every connected stream, ordered by node id.
     pub fn streams(&self) -> Vec<StreamStatus> {
-        let mut all: Vec<StreamStatus> =
-            self.shards.iter().flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>()).collect();
-        all.sort_by(|a, b| (&a.node_id, a.stream).cmp(&(&b.node_id, b.stream)));
-        all
+        self.tracker
+            .streams()
+            .into_iter()
+            .map(|s| StreamStatus {
+                stream: s.stream,
+                node_id: s.node.id,
+                cluster: s.node.cluster,
+                connected_at: unix_seconds(s.connected_at),
+                types: s.types.into_iter().map(|(url, t)| (url, type_status(t))).collect(),
+            })
+            .collect()
+    }
+}
+
+fn type_status(t: csds::TypeStatus) -> TypeStatus {
+    TypeStatus {
+        state: t.state().as_str(),
+        sent_version: t.sent_version,
+        sent_nonce: t.sent_nonce,
+        sent_resources: t.sent_resources,
+        acked_version: t.acked_version,
+        last_nack: t.last_nack.map(|n| Nack { version: n.version, message: n.message, at: unix_seconds(n.at) }),
     }
 }
 
@@ -133,25 +146,21 @@ impl Observer for XdsStatus {
     fn stream_opened(&self, id: StreamId, node: &Node) {
         self.metrics.streams.inc();
         tracing::debug!(stream = id, node = %node.id, cluster = %node.cluster, "xDS stream opened");
-        let status = StreamStatus {
-            stream: id,
-            node_id: node.id.clone(),
-            cluster: node.cluster.clone(),
-            connected_at: unix_now(),
-            types: BTreeMap::new(),
-        };
-        self.shard(id).lock().insert(id, status);
+        self.tracker.stream_opened(id, node);
     }
 
     fn stream_closed(&self, id: StreamId, error: Option<&tonic::Status>) {
-        if self.shard(id).lock().remove(&id).is_some() {
+        // A stream refused before its node was known was never counted as open.
+        if self.tracker.is_open(id) {
             self.metrics.streams.dec();
         }
+        self.tracker.stream_closed(id, error);
         tracing::debug!(stream = id, error = ?error.map(|e| e.message()), "xDS stream closed");
     }
 
-    fn request(&self, _id: StreamId, type_url: &str, _names: &[String]) {
+    fn request(&self, id: StreamId, type_url: &str, names: &[String]) {
         self.metrics.requests.get_or_create(&type_label(type_url)).inc();
+        self.tracker.request(id, type_url, names);
     }
 
     fn response(&self, id: StreamId, event: &ResponseEvent<'_>) {
@@ -159,29 +168,20 @@ impl Observer for XdsStatus {
         self.metrics.responses.get_or_create(&label).inc();
         self.metrics.response_bytes.get_or_create(&label).inc_by(event.bytes as u64);
         self.metrics.push_latency.get_or_create(&label).observe(event.latency.as_secs_f64());
-        self.with_type(id, event.type_url, |t| {
-            t.sent_version = Some(event.version.to_owned());
-            t.sent_nonce = Some(event.nonce.to_owned());
-            t.sent_resources = event.resources;
-        });
+        self.tracker.response(id, event);
+    }
+
+    fn resources_sent(&self, id: StreamId, sent: &SentResources<'_>) {
+        self.tracker.resources_sent(id, sent);
     }
 
     fn ack(&self, id: StreamId, type_url: &str, version: &str) {
         self.metrics.acks.get_or_create(&type_label(type_url)).inc();
-        self.with_type(id, type_url, |t| {
-            if t.last_nack.as_ref().is_some_and(|n| n.version != version) {
-                t.last_nack = None;
-            }
-            t.acked_version = Some(version.to_owned());
-        });
+        self.tracker.ack(id, type_url, version);
     }
 
     fn nack(&self, id: StreamId, type_url: &str, version: &str, message: &str) {
         self.metrics.nacks.get_or_create(&type_label(type_url)).inc();
-        self.with_type(id, type_url, |t| {
-            // The version the client rejected is the one we sent; `version` is the one it keeps.
-            let rejected = t.sent_version.clone().unwrap_or_else(|| version.to_owned());
-            t.last_nack = Some(Nack { version: rejected, message: message.to_owned(), at: unix_now() });
-        });
+        self.tracker.nack(id, type_url, version, message);
     }
 }

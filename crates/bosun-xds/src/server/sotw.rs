@@ -20,7 +20,7 @@ use tonic::{Status, Streaming};
 use super::Shared;
 use super::subscription::Subscription;
 use crate::codec::{EncodedMessage, len_field_size, put_len_field};
-use crate::observer::{ResponseEvent, StreamId};
+use crate::observer::{ResponseEvent, SentResources, StreamId};
 use crate::resource::{push_priority as priority, type_url};
 use crate::snapshot::TypeResources;
 
@@ -283,6 +283,13 @@ impl SotwStream {
                 latency: Instant::now().saturating_duration_since(current.created()),
             };
             self.shared.observer.response(self.id, &event);
+            let sent = SentResources {
+                type_url: &st.type_url,
+                version: current.version(),
+                resources: &current,
+                subscribed: st.subscription.subscribed(),
+            };
+            self.shared.observer.resources_sent(self.id, &sent);
             st.sent = Some(Sent { nonce, digest: selection.digest });
             st.awaiting_reply = true;
             let dependent = match &*st.type_url {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::observer::Subscribed;
 use crate::snapshot::TypeResources;
 
 /// The names a client asked for, with xDS wildcard semantics (DESIGN.md §2 item 6).
@@ -46,6 +47,11 @@ impl Subscription {
             self.names = names.iter().filter(|n| *n != "*").cloned().collect();
         }
         old_wildcard != self.wildcard || old_names != self.names
+    }
+
+    /// What the subscription selects, for observers.
+    pub fn subscribed(&self) -> Subscribed<'_> {
+        if self.wildcard { Subscribed::All } else { Subscribed::Names(&self.names) }
     }
 
     /// Whether the client receives every resource of the type.
