@@ -55,12 +55,17 @@ pub struct SourceBuild {
     pub cache_dir: PathBuf,
     /// Cargo only: build with `--release` (the default) or the dev profile.
     pub release: bool,
+    /// Cargo only: the target directory, shared by every Rust plugin so that they share their
+    /// dependencies' builds [default: `<cache_dir>/cargo-target`].
+    pub target_dir: PathBuf,
 }
 
 impl SourceBuild {
     /// A release build of `dir` cached under `cache_dir`.
     pub fn new(name: impl Into<String>, dir: impl Into<PathBuf>, cache_dir: impl Into<PathBuf>) -> Self {
-        Self { name: name.into(), dir: dir.into(), cache_dir: cache_dir.into(), release: true }
+        let cache_dir = cache_dir.into();
+        let target_dir = cache_dir.join("cargo-target");
+        Self { name: name.into(), dir: dir.into(), cache_dir, release: true, target_dir }
     }
 
     /// A hash of every source file (relative path and contents), skipping build outputs
@@ -116,14 +121,14 @@ impl SourceBuild {
     }
 
     async fn cargo_build(&self) -> Result<PathBuf> {
-        let target_dir = self.cache_dir.join(&self.name).join("target");
+        let target_dir = &self.target_dir;
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cmd.arg("build")
             .arg("--message-format=json-render-diagnostics")
             .arg("--manifest-path")
             .arg(self.dir.join("Cargo.toml"))
             .arg("--target-dir")
-            .arg(&target_dir);
+            .arg(target_dir);
         if self.release {
             cmd.arg("--release");
         }

@@ -52,6 +52,10 @@ fn the_rust_templates_build_and_the_transform_one_runs() {
     for binary in &binaries {
         assert!(binary.is_file(), "{} was not built", binary.display());
     }
+    // A copy: the source builds below rebuild the project in the same target directory.
+    let transform = work.path().join("tpl-transform-plugin");
+    std::fs::copy(&binaries[0], &transform).expect("copy the transform plugin");
+    source_builds_of_a_cargo_project(&work.path().join("tpl-transform"), &work.path().join("builds"));
 
     // The transform template: refuses documents without an app label, adds configured labels.
     let config = work.path().join("bosun.toml");
@@ -60,7 +64,7 @@ fn the_rust_templates_build_and_the_transform_one_runs() {
         format!(
             "[[plugin]]\nname = \"tpl\"\nkind = \"transform\"\npath = {:?}\n\
              config = {{ require_app_label = true, add_labels = {{ owner = \"platform\" }} }}\n",
-            binaries[0].display().to_string()
+            transform.display().to_string()
         ),
     )
     .expect("bosun.toml");
@@ -82,4 +86,26 @@ fn the_rust_templates_build_and_the_transform_one_runs() {
     assert!(ok, "{err}");
     let (_, out, _) = bosun.cli(&["get", "concurrencylimitstrategies", "c", "-o", "json"], None);
     assert!(out.contains(r#""owner": "platform""#), "{out}");
+}
+
+/// What `bosun serve` does with a Cargo project given as a plugin's path: a build per source
+/// version in the cache, none when nothing changed, the compiler's message when it fails.
+fn source_builds_of_a_cargo_project(project: &Path, cache: &Path) {
+    let mut build = bosun_plugin::SourceBuild::new("tpl-transform", project, cache);
+    // The dev profile and the target directory the templates were just built in: quick.
+    build.release = false;
+    build.target_dir = template_target();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let first = runtime.block_on(build.build()).expect("the source builds");
+    assert!(first.starts_with(cache.join("tpl-transform")) && first.is_file(), "{}", first.display());
+    assert_eq!(runtime.block_on(build.build()).expect("cached"), first, "an unchanged source is not rebuilt");
+    let main = project.join("src/main.rs");
+    let text = std::fs::read_to_string(&main).expect("main.rs");
+    std::fs::write(&main, text.replace("has no app label", "lacks an app label")).expect("main.rs");
+    let second = runtime.block_on(build.build()).expect("the changed source builds");
+    assert_ne!(second, first, "a changed source gets a build of its own");
+    std::fs::write(&main, format!("{text}\nfn broken() -> u32 {{ \"not a number\" }}\n")).expect("main.rs");
+    let err = runtime.block_on(build.build()).expect_err("a broken source").to_string();
+    assert!(err.contains("mismatched types") && err.contains("src/main.rs"), "{err}");
+    std::fs::write(&main, text).expect("main.rs");
 }
