@@ -1,7 +1,7 @@
 //! Snapshots: a consistent set of resources of every type, served to one group of nodes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -24,6 +24,8 @@ pub struct TypeResources {
     resources: BTreeMap<Arc<str>, Resource>,
     /// Every resource's `DiscoveryResponse.resources` entry, concatenated once.
     all_entries: Bytes,
+    /// Every resource's `DeltaDiscoveryResponse.resources` entry, concatenated on first use.
+    all_delta_entries: OnceLock<Bytes>,
     created: Instant,
 }
 
@@ -50,6 +52,7 @@ impl TypeResources {
             digest,
             resources,
             all_entries: body.freeze(),
+            all_delta_entries: OnceLock::new(),
             created: Instant::now(),
         }
     }
@@ -95,6 +98,18 @@ impl TypeResources {
 
     pub(crate) fn all_entries(&self) -> &Bytes {
         &self.all_entries
+    }
+
+    /// What a delta client that holds none of these resources receives: every resource's delta
+    /// entry, built once for all streams.
+    pub(crate) fn all_delta_entries(&self) -> &Bytes {
+        self.all_delta_entries.get_or_init(|| {
+            let mut body = BytesMut::with_capacity(self.resources.values().map(|r| r.delta_entry().len()).sum());
+            for r in self.resources.values() {
+                body.extend_from_slice(r.delta_entry());
+            }
+            body.freeze()
+        })
     }
 }
 
