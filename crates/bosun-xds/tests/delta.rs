@@ -384,3 +384,36 @@ async fn delta_entries_are_shared_between_streams() {
     drop((one, two));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn delta_ads_resends_the_endpoints_of_an_updated_cluster() {
+    let server = TestServer::start().await;
+    set_clusters(&server, &[("a", 9000), ("b", 9001)]);
+    let mut ads = DeltaStream::open(&server, "n1", Kind::Ads).await;
+    ads.request(CLUSTER, &[], &[], "").await;
+    ads.request(ENDPOINT, &["a", "b"], &[], "").await;
+    for _ in 0..2 {
+        let r = ads.recv().await;
+        ads.ack(&r).await;
+    }
+    ads.expect_quiet().await;
+    // Cluster a changes, its endpoints do not: Envoy warms a until it gets them, so they follow.
+    let mut changed = eds_cluster("a");
+    changed.alt_stat_name = "a2".into();
+    let rs = vec![
+        Resource::new(&changed),
+        Resource::new(&cla("a", 9000)),
+        Resource::new(&eds_cluster("b")),
+        Resource::new(&cla("b", 9001)),
+    ];
+    server.cache.set_snapshot("n1", Snapshot::new(rs)).expect("consistent");
+    let cds = ads.recv().await;
+    assert_eq!((cds.type_url.as_str(), sent(&cds)), (CLUSTER, strings(&["a"])));
+    let eds = ads.recv().await;
+    assert_eq!((eds.type_url.as_str(), sent(&eds)), (ENDPOINT, strings(&["a"])), "only the updated cluster's");
+    ads.ack(&cds).await;
+    ads.ack(&eds).await;
+    ads.expect_quiet().await;
+    drop(ads);
+    server.shutdown().await;
+}

@@ -26,7 +26,7 @@ use tonic::{Status, Streaming};
 use super::Shared;
 use crate::codec::{EncodedMessage, len_field_size, put_len_field};
 use crate::observer::{ResponseEvent, StreamId};
-use crate::resource::{Resource, push_priority};
+use crate::resource::{Resource, push_priority, type_url};
 use crate::snapshot::TypeResources;
 
 type Change = Option<Arc<TypeResources>>;
@@ -48,6 +48,32 @@ enum Held {
     Foreign,
     /// It was told that the name does not exist.
     Absent,
+}
+
+/// What a response of one type carries.
+#[derive(Default)]
+struct Diff {
+    /// Delta entries of the resources to send.
+    chunks: Vec<Bytes>,
+    /// Number of resources in `chunks`.
+    count: usize,
+    /// Names to send in `removed_resources`.
+    removed: Vec<Arc<str>>,
+    /// Sent resources of which the client held another version (updates, not additions).
+    replaced: Vec<Arc<str>>,
+}
+
+impl Diff {
+    fn add_if_changed(&mut self, held: &mut HashMap<Arc<str>, Held>, r: &Resource) {
+        let now = Held::Version(r.name_version_digest());
+        match held.insert(r.name_arc().clone(), now) {
+            Some(before) if before == now => return,
+            Some(Held::Version(_) | Held::Foreign) => self.replaced.push(r.name_arc().clone()),
+            _ => {}
+        }
+        self.chunks.push(r.delta_entry().clone());
+        self.count += 1;
+    }
 }
 
 /// Per-type state of a stream.
@@ -132,34 +158,32 @@ impl TypeState {
         self.dirty = true;
     }
 
-    /// The difference between what the client holds and what it subscribes to: the entries to
-    /// send (the client is assumed to hold them from now on) and the names to remove.
-    fn diff(&mut self, set: &TypeResources) -> (Vec<Bytes>, Vec<Arc<str>>, usize) {
-        let mut chunks = Vec::new();
-        let mut count = 0;
-        let mut removed = Vec::new();
+    /// The difference between what the client holds and what it subscribes to. The client is
+    /// assumed to hold what is sent from now on.
+    fn diff(&mut self, set: &TypeResources) -> Diff {
+        let mut diff = Diff::default();
         if self.wildcard && self.held.is_empty() {
             // A fresh wildcard subscriber: the body built once for all of them.
             if !set.is_empty() {
-                chunks.push(set.all_delta_entries().clone());
-                count = set.len();
+                diff.chunks.push(set.all_delta_entries().clone());
+                diff.count = set.len();
             }
             for r in set.iter() {
                 self.held.insert(r.name_arc().clone(), Held::Version(r.name_version_digest()));
             }
         } else if self.wildcard {
             for r in set.iter() {
-                Self::send_if_changed(&mut self.held, r, &mut chunks, &mut count);
+                diff.add_if_changed(&mut self.held, r);
             }
         }
         for name in &self.names {
             match set.get(name) {
-                Some(r) if !self.wildcard => Self::send_if_changed(&mut self.held, r, &mut chunks, &mut count),
+                Some(r) if !self.wildcard => diff.add_if_changed(&mut self.held, r),
                 Some(_) => {}
                 None => {
                     // A subscribed name that does not exist (go-control-plane #565).
                     if self.held.insert(name.clone(), Held::Absent) != Some(Held::Absent) {
-                        removed.push(name.clone());
+                        diff.removed.push(name.clone());
                     }
                 }
             }
@@ -170,18 +194,17 @@ impl TypeState {
             if *held == Held::Absent || set.get(name).is_some() || names.contains(name) {
                 return true;
             }
-            removed.push(name.clone());
+            diff.removed.push(name.clone());
             false
         });
-        (chunks, removed, count)
+        diff
     }
 
-    fn send_if_changed(held: &mut HashMap<Arc<str>, Held>, r: &Resource, chunks: &mut Vec<Bytes>, count: &mut usize) {
-        let now = Held::Version(r.name_version_digest());
-        if held.get(r.name()) != Some(&now) {
-            held.insert(r.name_arc().clone(), now);
-            chunks.push(r.delta_entry().clone());
-            *count += 1;
+    /// Makes the next response send `name` again even if the client holds its version.
+    fn resend(&mut self, name: &str) {
+        if self.held.get(name).is_some_and(|h| *h != Held::Absent) {
+            self.held.remove(name);
+            self.dirty = true;
         }
     }
 }
@@ -353,7 +376,7 @@ impl DeltaStream {
             }
             let Some(current) = st.current.clone() else { continue };
             st.dirty = false;
-            let (chunks, removed, count) = st.diff(&current);
+            let Diff { chunks, count, removed, replaced } = st.diff(&current);
             if chunks.is_empty() && removed.is_empty() && st.answered {
                 continue;
             }
@@ -373,6 +396,22 @@ impl DeltaStream {
             self.shared.observer.response(self.id, &event);
             st.outstanding = Some((nonce, current.version().to_owned()));
             self.outbox.push_back(message);
+            if self.fixed_type.is_none() && current.type_url() == type_url::CLUSTER && !replaced.is_empty() {
+                self.resend_endpoints_of(&current, &replaced);
+            }
+        }
+    }
+}
+
+impl DeltaStream {
+    /// Envoy warms an updated cluster until it receives its endpoints, but does not ask for them
+    /// again over Delta ADS (the name stays subscribed): send them again after the cluster.
+    fn resend_endpoints_of(&mut self, clusters: &TypeResources, replaced: &[Arc<str>]) {
+        let Some(eds) = self.types.iter_mut().find(|t| &*t.type_url == type_url::ENDPOINT) else { return };
+        for cluster in replaced {
+            if let Some(service) = clusters.eds_service_of(cluster) {
+                eds.resend(service);
+            }
         }
     }
 }

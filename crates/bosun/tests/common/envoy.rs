@@ -129,8 +129,13 @@ pub fn start_envoy(work: &Path, xds_port: u16) -> Proc {
 
 /// Starts Envoy speaking `api` to Bosun's ADS on `xds_port`.
 pub fn start_envoy_with(work: &Path, xds_port: u16, api: AdsApi) -> Proc {
+    start_envoy_with_admin(work, xds_port, api, free_port())
+}
+
+/// Starts Envoy speaking `api` to Bosun's ADS on `xds_port`, its admin API on `admin_port`.
+pub fn start_envoy_with_admin(work: &Path, xds_port: u16, api: AdsApi, admin_port: u16) -> Proc {
     let bootstrap = work.join("envoy.yaml");
-    std::fs::write(&bootstrap, envoy_bootstrap(xds_port, free_port(), api)).expect("bootstrap");
+    std::fs::write(&bootstrap, envoy_bootstrap(xds_port, admin_port, api)).expect("bootstrap");
     let mut cmd = Command::new(super::envoy_binary());
     cmd.arg("-c").arg(&bootstrap).args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"]);
     Proc::spawn("envoy", cmd, work.join("envoy.log"))
@@ -165,7 +170,9 @@ pub fn envoy_follows_the_resources_directory(api: AdsApi) {
     std::fs::write(dir.join("alpha.yaml"), eds_cluster("alpha", one.port)).expect("write");
 
     let bosun = Bosun::start(work.path(), &["--resources", dir.to_str().expect("utf-8 path")]);
-    let envoy = start_envoy_with(work.path(), bosun.xds_port, api);
+    let admin_port = free_port();
+    let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let envoy = start_envoy_with_admin(work.path(), bosun.xds_port, api, admin_port);
     expect_body(&envoy, &bosun, ingress, "one", Duration::from_secs(30));
 
     // A change of endpoint: alpha now points at the second backend.
@@ -176,6 +183,24 @@ pub fn envoy_follows_the_resources_directory(api: AdsApi) {
     write_atomic(&dir.join("beta.yaml"), &eds_cluster("beta", one.port));
     write_atomic(&dir.join("route.yaml"), &route("beta"));
     expect_body(&envoy, &bosun, ingress, "one", Duration::from_secs(5));
+
+    // An updated cluster (same endpoints) finishes warming: Envoy gets its endpoints again.
+    write_atomic(
+        &dir.join("beta.yaml"),
+        &eds_cluster("beta", one.port).replace("connect_timeout: 1s", "connect_timeout: 2s"),
+    );
+    let warmed = eventually(Duration::from_secs(5), || {
+        let modified = envoy_stat(admin, "cluster_manager.cluster_modified")?;
+        let warming = envoy_stat(admin, "cluster_manager.warming_clusters")?;
+        (modified > 0 && warming == 0).then_some(())
+    });
+    assert!(
+        warmed.is_some(),
+        "the updated cluster did not warm: {:?}\n{}",
+        envoy_stat(admin, "cluster_manager.warming_clusters"),
+        envoy.output()
+    );
+    expect_body(&envoy, &bosun, ingress, "one", Duration::from_secs(2));
 
     // /status shows the node with what it accepted.
     let status = bosun.status();
@@ -220,4 +245,13 @@ pub fn envoy_follows_the_resources_directory(api: AdsApi) {
     });
     assert!(synced.is_some(), "Envoy did not accept the fixed listeners: {}", bosun.status());
     expect_body(&envoy, &bosun, ingress, "one", Duration::from_secs(2));
+}
+
+/// The value of Envoy's stat `name`, read from its admin API at `admin`.
+pub fn envoy_stat(admin: SocketAddr, name: &str) -> Option<u64> {
+    let (status, body) = http_get(admin, &format!("/stats?filter=^{name}$")).ok()?;
+    if status != 200 {
+        return None;
+    }
+    body.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(": ")?.trim().parse().ok())
 }
