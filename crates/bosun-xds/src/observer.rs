@@ -31,7 +31,8 @@ pub trait Observer: Send + Sync + 'static {
     fn stream_opened(&self, _id: StreamId, _node: &Node) {}
     /// A stream closed (`error` holds why, if it ended with an error).
     fn stream_closed(&self, _id: StreamId, _error: Option<&tonic::Status>) {}
-    /// A request arrived for `type_url` naming `names` (empty: wildcard or none).
+    /// A request arrived for `type_url` naming `names`: in State of the World the whole
+    /// subscription (empty: wildcard or none), in Delta the names it newly subscribes to.
     fn request(&self, _id: StreamId, _type_url: &str, _names: &[String]) {}
     /// A response was written.
     fn response(&self, _id: StreamId, _event: &ResponseEvent<'_>) {}
