@@ -2,7 +2,8 @@
 //!
 //! The generated servers decode requests with prost, but encode responses with
 //! `crate::codec::XdsCodec`, which writes pre-encoded, shared resource bytes instead of
-//! re-encoding a `DiscoveryResponse` per stream (DESIGN.md §2 item 10).
+//! re-encoding a `DiscoveryResponse` (or `DeltaDiscoveryResponse`) per stream (DESIGN.md §2
+//! item 10). Every service has its State-of-the-World and its Delta method; VHDS is Delta only.
 
 use tonic_build::manual::{Builder, Method, Service};
 
@@ -10,23 +11,59 @@ use tonic_build::manual::{Builder, Method, Service};
 type Spec = (&'static str, &'static str, &'static [(&'static str, &'static str, &'static str)]);
 
 const SOTW_REQ: &str = "envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest";
+const DELTA_REQ: &str = "envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest";
 
 const SERVICES: &[Spec] = &[
     (
         "envoy.service.discovery.v3",
         "AggregatedDiscoveryService",
-        &[("stream_aggregated_resources", "StreamAggregatedResources", SOTW_REQ)],
+        &[
+            ("stream_aggregated_resources", "StreamAggregatedResources", SOTW_REQ),
+            ("delta_aggregated_resources", "DeltaAggregatedResources", DELTA_REQ),
+        ],
     ),
-    ("envoy.service.cluster.v3", "ClusterDiscoveryService", &[("stream_clusters", "StreamClusters", SOTW_REQ)]),
-    ("envoy.service.endpoint.v3", "EndpointDiscoveryService", &[("stream_endpoints", "StreamEndpoints", SOTW_REQ)]),
-    ("envoy.service.listener.v3", "ListenerDiscoveryService", &[("stream_listeners", "StreamListeners", SOTW_REQ)]),
-    ("envoy.service.route.v3", "RouteDiscoveryService", &[("stream_routes", "StreamRoutes", SOTW_REQ)]),
-    ("envoy.service.secret.v3", "SecretDiscoveryService", &[("stream_secrets", "StreamSecrets", SOTW_REQ)]),
-    ("envoy.service.runtime.v3", "RuntimeDiscoveryService", &[("stream_runtime", "StreamRuntime", SOTW_REQ)]),
+    (
+        "envoy.service.cluster.v3",
+        "ClusterDiscoveryService",
+        &[("stream_clusters", "StreamClusters", SOTW_REQ), ("delta_clusters", "DeltaClusters", DELTA_REQ)],
+    ),
+    (
+        "envoy.service.endpoint.v3",
+        "EndpointDiscoveryService",
+        &[("stream_endpoints", "StreamEndpoints", SOTW_REQ), ("delta_endpoints", "DeltaEndpoints", DELTA_REQ)],
+    ),
+    (
+        "envoy.service.listener.v3",
+        "ListenerDiscoveryService",
+        &[("stream_listeners", "StreamListeners", SOTW_REQ), ("delta_listeners", "DeltaListeners", DELTA_REQ)],
+    ),
+    (
+        "envoy.service.route.v3",
+        "RouteDiscoveryService",
+        &[("stream_routes", "StreamRoutes", SOTW_REQ), ("delta_routes", "DeltaRoutes", DELTA_REQ)],
+    ),
+    (
+        "envoy.service.secret.v3",
+        "SecretDiscoveryService",
+        &[("stream_secrets", "StreamSecrets", SOTW_REQ), ("delta_secrets", "DeltaSecrets", DELTA_REQ)],
+    ),
+    (
+        "envoy.service.runtime.v3",
+        "RuntimeDiscoveryService",
+        &[("stream_runtime", "StreamRuntime", SOTW_REQ), ("delta_runtime", "DeltaRuntime", DELTA_REQ)],
+    ),
     (
         "envoy.service.extension.v3",
         "ExtensionConfigDiscoveryService",
-        &[("stream_extension_configs", "StreamExtensionConfigs", SOTW_REQ)],
+        &[
+            ("stream_extension_configs", "StreamExtensionConfigs", SOTW_REQ),
+            ("delta_extension_configs", "DeltaExtensionConfigs", DELTA_REQ),
+        ],
+    ),
+    (
+        "envoy.service.route.v3",
+        "VirtualHostDiscoveryService",
+        &[("delta_virtual_hosts", "DeltaVirtualHosts", DELTA_REQ)],
     ),
 ];
 

@@ -16,13 +16,20 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
+use crate::server::Change;
+
 /// What one client measured.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClientResult {
     /// From opening the stream to having ACKed clusters, endpoints, listeners and routes.
     pub converged: Option<Duration>,
-    /// When the changed endpoints arrived.
+    /// When the changed resource arrived.
     pub updated_at: Option<Instant>,
+    /// Encoded bytes of the responses received after convergence, up to and including the one
+    /// that carried the change.
+    pub update_bytes: usize,
+    /// Resources in the response that carried the change.
+    pub update_resources: usize,
 }
 
 fn request(
@@ -45,10 +52,11 @@ fn cluster_names(resp: &DiscoveryResponse) -> anyhow::Result<Vec<String>> {
     resp.resources.iter().map(|a| Ok(Cluster::decode(a.value.as_slice())?.name)).collect()
 }
 
-fn route_names(resp: &DiscoveryResponse) -> anyhow::Result<Vec<String>> {
+/// The RDS names the encoded listeners `listeners` use.
+pub fn route_names<'a>(listeners: impl Iterator<Item = &'a [u8]>) -> anyhow::Result<Vec<String>> {
     let mut names = Vec::new();
-    for any in &resp.resources {
-        let listener = Listener::decode(any.value.as_slice())?;
+    for bytes in listeners {
+        let listener = Listener::decode(bytes)?;
         for f in listener.filter_chains.iter().flat_map(|c| &c.filters) {
             if let Some(filter::ConfigType::TypedConfig(tc)) = &f.config_type {
                 let hcm = HttpConnectionManager::decode(tc.value.as_slice())?;
@@ -62,11 +70,12 @@ fn route_names(resp: &DiscoveryResponse) -> anyhow::Result<Vec<String>> {
 }
 
 /// Runs one client until `stop` fires. `expected_clusters` tells when EDS is complete; the
-/// first EDS version seen after convergence that differs is the update.
+/// first version of the `change`d type seen after convergence that differs is the update.
 pub async fn run(
     endpoint: Endpoint,
     id: usize,
     expected_clusters: usize,
+    change: Change,
     mut stop: watch::Receiver<bool>,
     report: mpsc::UnboundedSender<(usize, ClientResult)>,
 ) -> anyhow::Result<()> {
@@ -82,14 +91,33 @@ pub async fn run(
     let mut eds_names = Vec::new();
     let mut rds_names = Vec::new();
     let mut converged_eds_version: Option<String> = None;
+    let mut converged_cds_version: Option<String> = None;
+    let mut cds_version = String::new();
     let mut result = ClientResult::default();
+    let changed_type = match change {
+        Change::Endpoints => ENDPOINT,
+        Change::Cluster => CLUSTER,
+    };
     loop {
         let resp = tokio::select! {
             _ = stop.changed() => break,
             r = responses.message() => match r? { Some(r) => r, None => break },
         };
+        if result.converged.is_some() && result.updated_at.is_none() {
+            result.update_bytes += resp.encoded_len();
+            let before = match change {
+                Change::Endpoints => &converged_eds_version,
+                Change::Cluster => &converged_cds_version,
+            };
+            if resp.type_url == changed_type && before.as_ref().is_some_and(|v| *v != resp.version_info) {
+                result.updated_at = Some(Instant::now());
+                result.update_resources = resp.resources.len();
+                let _ = report.send((id, result));
+            }
+        }
         match resp.type_url.as_str() {
             CLUSTER => {
+                cds_version = resp.version_info.clone();
                 eds_names = cluster_names(&resp)?;
                 tx.send(request(None, CLUSTER, vec![], Some(&resp))).await?;
                 if !cds {
@@ -98,7 +126,7 @@ pub async fn run(
                 }
             }
             LISTENER => {
-                rds_names = route_names(&resp)?;
+                rds_names = route_names(resp.resources.iter().map(|a| a.value.as_slice()))?;
                 tx.send(request(None, LISTENER, vec![], Some(&resp))).await?;
                 if !lds {
                     lds = true;
@@ -108,13 +136,6 @@ pub async fn run(
             ENDPOINT => {
                 if resp.resources.len() >= expected_clusters {
                     eds = true;
-                }
-                match &converged_eds_version {
-                    Some(v) if *v != resp.version_info && result.updated_at.is_none() => {
-                        result.updated_at = Some(Instant::now());
-                        let _ = report.send((id, result));
-                    }
-                    _ => {}
                 }
                 tx.send(request(None, ENDPOINT, eds_names.clone(), Some(&resp))).await?;
                 if result.converged.is_none() && eds {
@@ -129,6 +150,7 @@ pub async fn run(
         }
         if result.converged.is_none() && cds && eds && lds && rds {
             result.converged = Some(start.elapsed());
+            converged_cds_version = Some(cds_version.clone());
             if converged_eds_version.is_none() {
                 anyhow::bail!("converged without endpoints");
             }

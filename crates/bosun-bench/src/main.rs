@@ -1,11 +1,14 @@
 //! `bosun-bench`: a load benchmark of the xDS push path (and, with `store`, of a store backend).
 //!
 //! It starts the server (`bosun-xds` with C EDS clusters and L listeners) in a child process,
-//! opens N simulated Envoy ADS clients, each on its own HTTP/2 connection, waits until all have
-//! converged, then changes the endpoints of one cluster and measures the fan-out to every
-//! client. It reports convergence and fan-out percentiles and the server's RSS and CPU.
+//! opens N simulated Envoy ADS clients (State of the World, or Delta with `--delta`), each on its
+//! own HTTP/2 connection, waits until all have converged, then changes one resource (the
+//! endpoints of one cluster, or with `--change cluster` the cluster itself) and measures the
+//! fan-out to every client and the bytes each received for it. It reports convergence and
+//! fan-out percentiles, update bytes per client, and the server's RSS and CPU.
 
 mod client;
+mod delta_client;
 mod proc_stats;
 mod server;
 mod store;
@@ -43,6 +46,8 @@ enum Command {
         clusters: usize,
         #[arg(long, default_value_t = 10)]
         listeners: usize,
+        #[arg(long, value_enum, default_value_t = server::Change::Endpoints)]
+        change: server::Change,
     },
     /// Benchmark a store backend: writes per second and watch latency.
     Store(store::StoreArgs),
@@ -62,6 +67,12 @@ struct RunArgs {
     /// Connections opened at once.
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
+    /// The clients speak Delta (incremental) ADS instead of State of the World.
+    #[arg(long)]
+    delta: bool,
+    /// Which resource the update changes.
+    #[arg(long, value_enum, default_value_t = server::Change::Endpoints)]
+    change: server::Change,
     /// Give up after this many seconds per phase.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -72,7 +83,9 @@ fn main() -> anyhow::Result<()> {
     raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Some(Command::Server { addr, clusters, listeners }) => runtime.block_on(server::run(addr, clusters, listeners)),
+        Some(Command::Server { addr, clusters, listeners, change }) => {
+            runtime.block_on(server::run(addr, clusters, listeners, change))
+        }
         Some(Command::Store(args)) => runtime.block_on(store::run(args)),
         None => runtime.block_on(bench(cli.run)),
     }
@@ -97,6 +110,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+fn median(sorted: &[usize]) -> usize {
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
+fn change_arg(change: server::Change) -> &'static str {
+    match change {
+        server::Change::Endpoints => "endpoints",
+        server::Change::Cluster => "cluster",
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -105,6 +129,7 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .args(["server", "--clusters", &args.clusters.to_string(), "--listeners", &args.listeners.to_string()])
+        .args(["--change", change_arg(args.change)])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -126,7 +151,7 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::with_capacity(args.clients);
     for id in 0..args.clients {
         let (endpoint, stop, report, gate) = (endpoint.clone(), stop_rx.clone(), report_tx.clone(), gate.clone());
-        let clusters = args.clusters;
+        let (clusters, change, delta) = (args.clusters, args.change, args.delta);
         tasks.push(tokio::spawn(async move {
             // Hold a permit until converged: bounds the connection stampede.
             let permit = gate.acquire_owned().await;
@@ -140,7 +165,11 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
                     }
                 }
             });
-            let result = client::run(endpoint, id, clusters, stop, inner_tx).await;
+            let result = if delta {
+                delta_client::run(endpoint, id, clusters, change, stop, inner_tx).await
+            } else {
+                client::run(endpoint, id, clusters, change, stop, inner_tx).await
+            };
             let _ = forward.await;
             result
         }));
@@ -171,12 +200,16 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
     let updated = tokio::time::timeout(timeout, server_out.next_line()).await??;
     anyhow::ensure!(updated.as_deref() == Some("updated"), "server did not update: {updated:?}");
     let mut fanout = Vec::with_capacity(args.clients);
+    let mut update_bytes = Vec::with_capacity(args.clients);
+    let mut update_resources = Vec::with_capacity(args.clients);
     let deadline = Instant::now() + timeout;
     while fanout.len() < converged_count {
         match tokio::time::timeout_at(deadline.into(), report_rx.recv()).await {
             Ok(Some((_, r))) => {
                 if let Some(at) = r.updated_at {
                     fanout.push(at.saturating_duration_since(t0));
+                    update_bytes.push(r.update_bytes);
+                    update_resources.push(r.update_resources);
                 }
             }
             _ => break,
@@ -198,7 +231,16 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
     conv.sort();
     fanout.sort();
     let rss_per_client = (after_converge.rss_kib.saturating_sub(idle.rss_kib)) as f64 / args.clients.max(1) as f64;
-    println!("bosun-bench: {} clients, {} clusters, {} listeners", args.clients, args.clusters, args.listeners);
+    update_bytes.sort_unstable();
+    update_resources.sort_unstable();
+    println!(
+        "bosun-bench: {} clients ({}), {} clusters, {} listeners, update changes {}",
+        args.clients,
+        if args.delta { "delta" } else { "sotw" },
+        args.clusters,
+        args.listeners,
+        change_arg(args.change)
+    );
     println!("  converged          {converged_count}/{} in {}", args.clients, ms(converged_wall));
     println!(
         "  convergence        p50 {}  p99 {}  max {}",
@@ -212,6 +254,12 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
         ms(percentile(&fanout, 0.5)),
         ms(percentile(&fanout, 0.99)),
         ms(fanout.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  update per client  p50 {} bytes in {} resources, max {} bytes",
+        median(&update_bytes),
+        median(&update_resources),
+        update_bytes.last().copied().unwrap_or_default()
     );
     println!(
         "  server RSS         idle {} MiB, converged {} MiB, {:.1} KiB per client",

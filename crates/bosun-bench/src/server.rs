@@ -2,7 +2,8 @@
 //! RDS, in a process of its own so its memory and CPU can be measured alone.
 //!
 //! Protocol on stdio: it prints `listening <addr>`; each `update` line on stdin sets a new
-//! snapshot in which the endpoints of one cluster changed, and it prints `updated`.
+//! snapshot in which one resource changed (the endpoints of one cluster, or one cluster), and it
+//! prints `updated`.
 
 use std::sync::Arc;
 
@@ -21,6 +22,15 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_stream::wrappers::TcpListenerStream;
+
+/// Which resource an update changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Change {
+    /// The endpoints (EDS) of cluster 0.
+    Endpoints,
+    /// The cluster (CDS) definition of cluster 0.
+    Cluster,
+}
 
 /// The group every benchmark client belongs to (`node.cluster`).
 pub const GROUP: &str = "bench";
@@ -54,17 +64,23 @@ fn endpoints(cluster: usize, generation: u32) -> ClusterLoadAssignment {
     }
 }
 
-/// The resources of one snapshot; `generation` changes the endpoints of cluster 0.
-pub fn resources(clusters: usize, listeners: usize, generation: u32) -> Vec<Resource> {
+/// The resources of one snapshot; `generation` changes what `change` names of cluster 0.
+pub fn resources(clusters: usize, listeners: usize, change: Change, generation: u32) -> Vec<Resource> {
     let mut out = Vec::with_capacity(2 * (clusters + listeners));
     for c in 0..clusters {
+        let changed = if c == 0 { generation } else { 0 };
+        let (cluster_gen, endpoints_gen) = match change {
+            Change::Cluster => (changed, 0),
+            Change::Endpoints => (0, changed),
+        };
         out.push(Resource::new(&Cluster {
             name: cluster_name(c),
+            alt_stat_name: if cluster_gen == 0 { String::new() } else { format!("generation-{cluster_gen}") },
             cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
             eds_cluster_config: Some(EdsClusterConfig::default()),
             ..Default::default()
         }));
-        out.push(Resource::new(&endpoints(c, if c == 0 { generation } else { 0 })));
+        out.push(Resource::new(&endpoints(c, endpoints_gen)));
     }
     for l in 0..listeners {
         let route_name = format!("route-{l:03}");
@@ -118,9 +134,9 @@ pub fn resources(clusters: usize, listeners: usize, generation: u32) -> Vec<Reso
 }
 
 /// Serves until stdin closes.
-pub async fn run(addr: std::net::SocketAddr, clusters: usize, listeners: usize) -> anyhow::Result<()> {
+pub async fn run(addr: std::net::SocketAddr, clusters: usize, listeners: usize, change: Change) -> anyhow::Result<()> {
     let cache = Arc::new(SnapshotCache::new(ByNodeCluster));
-    cache.set_snapshot(GROUP, Snapshot::new(resources(clusters, listeners, 0)))?;
+    cache.set_snapshot(GROUP, Snapshot::new(resources(clusters, listeners, change, 0)))?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let routes = XdsServer::new(cache.clone()).routes();
@@ -138,7 +154,7 @@ pub async fn run(addr: std::net::SocketAddr, clusters: usize, listeners: usize) 
     while let Some(line) = lines.next_line().await? {
         if line.trim() == "update" {
             generation += 1;
-            cache.set_snapshot(GROUP, Snapshot::new(resources(clusters, listeners, generation)))?;
+            cache.set_snapshot(GROUP, Snapshot::new(resources(clusters, listeners, change, generation)))?;
             out.write_all(b"updated\n").await?;
             out.flush().await?;
         }

@@ -13,6 +13,20 @@ fn small_run_converges_and_fans_out() {
 }
 
 #[test]
+fn small_delta_run_sends_one_changed_cluster_per_client() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bosun-bench"))
+        .args(["--delta", "--change", "cluster", "--clients", "20", "--clusters", "50", "--listeners", "2"])
+        .args(["--timeout-secs", "60"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("converged          20/20"), "{stdout}");
+    assert!(stdout.contains("updated            20/20"), "{stdout}");
+    assert!(stdout.contains(" bytes in 1 resources"), "one changed cluster out of 50: {stdout}");
+}
+
+#[test]
 fn store_benchmark_runs_on_the_embedded_store() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bosun-bench"))
         .args(["store", "--backend", "embedded", "--writes", "200", "--watched", "20", "--concurrency", "4"])

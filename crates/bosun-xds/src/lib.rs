@@ -4,7 +4,7 @@
 //! - [`snapshot`]: a consistent set of resources of every type, checked before it is served;
 //! - [`cache`]: where the server gets resources ([`Cache`]), and the per-node-group
 //!   [`SnapshotCache`];
-//! - [`server`]: ADS and per-type State-of-the-World discovery over a cache;
+//! - [`server`]: ADS and per-type discovery over a cache, State-of-the-World and Delta;
 //! - [`observer`]: stream, request, response, ACK and NACK events for status and metrics;
 //! - [`csds`]: the Client Status Discovery Service over an observer that tracks every client.
 

@@ -35,6 +35,42 @@ pub enum Subscribed<'a> {
     All,
     /// These names only.
     Names(&'a HashSet<String>),
+    /// These names only, as a Delta stream keeps them.
+    SharedNames(&'a HashSet<Arc<str>>),
+}
+
+impl Subscribed<'_> {
+    /// How many names (0 for the wildcard).
+    pub fn len(&self) -> usize {
+        match self {
+            Self::All => 0,
+            Self::Names(n) => n.len(),
+            Self::SharedNames(n) => n.len(),
+        }
+    }
+
+    /// Whether no name is subscribed (always true for the wildcard, which names none).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `name` is subscribed by name.
+    pub fn contains(&self, name: &str) -> bool {
+        match self {
+            Self::All => false,
+            Self::Names(n) => n.contains(name),
+            Self::SharedNames(n) => n.contains(name),
+        }
+    }
+
+    /// The names, unordered.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Self::All => Vec::new(),
+            Self::Names(n) => n.iter().cloned().collect(),
+            Self::SharedNames(n) => n.iter().map(|n| n.to_string()).collect(),
+        }
+    }
 }
 
 /// The resources a response was selected from, for observers that report which configuration
@@ -59,7 +95,8 @@ pub trait Observer: Send + Sync + 'static {
     fn stream_opened(&self, _id: StreamId, _node: &Node) {}
     /// A stream closed (`error` holds why, if it ended with an error).
     fn stream_closed(&self, _id: StreamId, _error: Option<&tonic::Status>) {}
-    /// A request arrived for `type_url` naming `names` (empty: wildcard or none).
+    /// A request arrived for `type_url` naming `names`: in State of the World the whole
+    /// subscription (empty: wildcard or none), in Delta the names it newly subscribes to.
     fn request(&self, _id: StreamId, _type_url: &str, _names: &[String]) {}
     /// A response was written.
     fn response(&self, _id: StreamId, _event: &ResponseEvent<'_>) {}

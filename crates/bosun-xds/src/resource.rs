@@ -1,7 +1,7 @@
 //! Resources: a named, versioned, already-encoded xDS resource, and the Envoy type URLs.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -94,6 +94,9 @@ struct Inner {
     value: Bytes,
     /// `DiscoveryResponse.resources` entry: field 2, a `google.protobuf.Any`.
     sotw_entry: Bytes,
+    /// `DeltaDiscoveryResponse.resources` entry: field 2, an `envoy.service.discovery.v3.Resource`
+    /// (name, version, `Any`). Built by the first delta stream that sends this version.
+    delta_entry: OnceLock<Bytes>,
 }
 
 impl Resource {
@@ -123,7 +126,15 @@ impl Resource {
         prost::encoding::encode_varint(any_len as u64, &mut entry);
         put_len_field(&mut entry, 1, type_url.as_bytes());
         put_len_field(&mut entry, 2, &value);
-        Self(Arc::new(Inner { type_url, name, version, name_version_digest, value, sotw_entry: entry.freeze() }))
+        Self(Arc::new(Inner {
+            type_url,
+            name,
+            version,
+            name_version_digest,
+            value,
+            sotw_entry: entry.freeze(),
+            delta_entry: OnceLock::new(),
+        }))
     }
 
     /// Encodes a typed Envoy resource.
@@ -167,6 +178,36 @@ impl Resource {
     pub(crate) fn sotw_entry(&self) -> &Bytes {
         &self.0.sotw_entry
     }
+
+    /// The `DeltaDiscoveryResponse.resources` entry of this resource version, encoded on first
+    /// use and shared by every stream afterwards.
+    pub(crate) fn delta_entry(&self) -> &Bytes {
+        self.0.delta_entry.get_or_init(|| {
+            let inner = &self.0;
+            // envoy.service.discovery.v3.Resource: version (1), resource (2, the `Any` that is
+            // exactly the SotW entry: same field number), name (3).
+            let body_len =
+                len_field_size(1, inner.version.len()) + inner.sotw_entry.len() + len_field_size(3, inner.name.len());
+            let mut entry = BytesMut::with_capacity(len_field_size(2, body_len));
+            prost::encoding::encode_key(2, prost::encoding::WireType::LengthDelimited, &mut entry);
+            prost::encoding::encode_varint(body_len as u64, &mut entry);
+            put_len_field(&mut entry, 1, inner.version.as_bytes());
+            entry.extend_from_slice(&inner.sotw_entry);
+            put_len_field(&mut entry, 3, inner.name.as_bytes());
+            entry.freeze()
+        })
+    }
+
+    /// The digest [`Self::name_version_digest`] would have for a resource named `name` whose
+    /// version string is `version`; `None` if `version` is not a version this library made
+    /// (such a version never equals a resource's).
+    pub(crate) fn digest_of_version(name: &str, version: &str) -> Option<u64> {
+        if version.len() != 16 {
+            return None;
+        }
+        let content = u64::from_str_radix(version, 16).ok()?;
+        Some(xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), content))
+    }
 }
 
 impl fmt::Debug for Resource {
@@ -204,6 +245,23 @@ mod tests {
         let any: &Any = &resp.resources[0];
         assert_eq!(any.type_url, type_url::CLUSTER);
         assert_eq!(Cluster::decode(any.value.as_slice()).expect("cluster"), cluster);
+    }
+
+    #[test]
+    fn delta_entry_is_an_encoded_discovery_resource() {
+        use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse;
+        let cluster = Cluster { name: "c1".into(), alt_stat_name: "stats".into(), ..Default::default() };
+        let r = Resource::new(&cluster);
+        let resp = DeltaDiscoveryResponse::decode(r.delta_entry().clone()).expect("decodes");
+        assert_eq!(resp.resources.len(), 1);
+        let entry = &resp.resources[0];
+        assert_eq!(entry.name, "c1");
+        assert_eq!(entry.version, r.version());
+        let any = entry.resource.as_ref().expect("resource");
+        assert_eq!(any.type_url, type_url::CLUSTER);
+        assert_eq!(Cluster::decode(any.value.as_slice()).expect("cluster"), cluster);
+        assert_eq!(Resource::digest_of_version("c1", r.version()), Some(r.name_version_digest()));
+        assert_eq!(Resource::digest_of_version("c1", "not-ours"), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Snapshots: a consistent set of resources of every type, served to one group of nodes.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -24,6 +24,10 @@ pub struct TypeResources {
     resources: BTreeMap<Arc<str>, Resource>,
     /// Every resource's `DiscoveryResponse.resources` entry, concatenated once.
     all_entries: Bytes,
+    /// Every resource's `DeltaDiscoveryResponse.resources` entry, concatenated on first use.
+    all_delta_entries: OnceLock<Bytes>,
+    /// For a set of clusters: each EDS cluster's endpoints name, decoded on first use.
+    eds_names: OnceLock<HashMap<Arc<str>, String>>,
     created: Instant,
 }
 
@@ -50,6 +54,8 @@ impl TypeResources {
             digest,
             resources,
             all_entries: body.freeze(),
+            all_delta_entries: OnceLock::new(),
+            eds_names: OnceLock::new(),
             created: Instant::now(),
         }
     }
@@ -95,6 +101,33 @@ impl TypeResources {
 
     pub(crate) fn all_entries(&self) -> &Bytes {
         &self.all_entries
+    }
+
+    /// For a set of clusters: the name of the endpoints (EDS) the cluster `name` uses, if it is an
+    /// EDS cluster. The clusters are decoded once per set, on first use.
+    pub(crate) fn eds_service_of(&self, name: &str) -> Option<&str> {
+        let names = self.eds_names.get_or_init(|| {
+            self.resources
+                .iter()
+                .filter_map(|(name, r)| {
+                    let cluster: Cluster = r.decode().ok()?;
+                    eds_service_name(&cluster).map(|service| (name.clone(), service.to_owned()))
+                })
+                .collect()
+        });
+        names.get(name).map(String::as_str)
+    }
+
+    /// What a delta client that holds none of these resources receives: every resource's delta
+    /// entry, built once for all streams.
+    pub(crate) fn all_delta_entries(&self) -> &Bytes {
+        self.all_delta_entries.get_or_init(|| {
+            let mut body = BytesMut::with_capacity(self.resources.values().map(|r| r.delta_entry().len()).sum());
+            for r in self.resources.values() {
+                body.extend_from_slice(r.delta_entry());
+            }
+            body.freeze()
+        })
     }
 }
 

@@ -35,7 +35,7 @@ fn mtls_bootstrap(xds_port: u16, ca: &Path, client: &CertFiles) -> String {
             - san_type: DNS
               matcher: {{ exact: localhost }}
 "#,
-        envoy_bootstrap(xds_port, free_port()),
+        envoy_bootstrap(xds_port, free_port(), common::envoy::AdsApi::Sotw),
         path(&client.cert),
         path(&client.key),
         path(ca)

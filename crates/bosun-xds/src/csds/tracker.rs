@@ -212,13 +212,13 @@ impl Observer for ClientStatusTracker {
             let names = match (sent.subscribed, t.held.take()) {
                 (Subscribed::All, _) => None,
                 // The same names as before (the usual case on a push): no copy.
-                (Subscribed::Names(names), Some(Held { names: Some(held), .. }))
+                (names, Some(Held { names: Some(held), .. }))
                     if held.len() == names.len() && held.iter().all(|n| names.contains(n)) =>
                 {
                     Some(held)
                 }
-                (Subscribed::Names(names), _) => {
-                    let mut names: Vec<String> = names.iter().cloned().collect();
+                (names, _) => {
+                    let mut names = names.names();
                     names.sort_unstable();
                     Some(names)
                 }

@@ -1,5 +1,7 @@
-//! The xDS gRPC server: ADS and the per-type discovery services over one [`Cache`].
+//! The xDS gRPC server: ADS and the per-type discovery services, State-of-the-World and Delta,
+//! over one [`Cache`].
 
+mod delta;
 mod sotw;
 mod subscription;
 
@@ -8,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -34,6 +36,7 @@ mod generated {
     service!(sds, "envoy.service.secret.v3.SecretDiscoveryService.rs");
     service!(rtds, "envoy.service.runtime.v3.RuntimeDiscoveryService.rs");
     service!(ecds, "envoy.service.extension.v3.ExtensionConfigDiscoveryService.rs");
+    service!(vhds, "envoy.service.route.v3.VirtualHostDiscoveryService.rs");
 }
 
 use generated::*;
@@ -188,6 +191,9 @@ impl XdsServer {
                     self.clone()
                 )
             ))
+            .add_service(vhds::virtual_host_discovery_service_server::VirtualHostDiscoveryServiceServer::new(
+                self.clone(),
+            ))
     }
 
     fn sotw(
@@ -199,13 +205,31 @@ impl XdsServer {
         let responses = futures::stream::unfold(stream, |mut s| async move { s.next_response().await.map(|r| (r, s)) });
         Response::new(Box::pin(responses))
     }
+
+    fn delta(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+        fixed_type: Option<&'static str>,
+    ) -> Response<ResponseStream> {
+        let stream = delta::DeltaStream::new(self.shared.clone(), request.into_inner(), fixed_type);
+        let responses = futures::stream::unfold(stream, |mut s| async move { s.next_response().await.map(|r| (r, s)) });
+        Response::new(Box::pin(responses))
+    }
 }
 
-macro_rules! sotw_service {
-    ($module:ident :: $server_mod:ident :: $trait_:ident, $method:ident, $assoc:ident, $type_url:expr) => {
+macro_rules! discovery_service {
+    ($module:ident :: $server_mod:ident :: $trait_:ident, $method:ident, $assoc:ident, $delta:ident, $delta_assoc:ident, $type_url:expr) => {
         #[tonic::async_trait]
         impl $module::$server_mod::$trait_ for XdsServer {
             type $assoc = ResponseStream;
+            type $delta_assoc = ResponseStream;
+
+            async fn $delta(
+                &self,
+                request: Request<Streaming<DeltaDiscoveryRequest>>,
+            ) -> Result<Response<ResponseStream>, Status> {
+                Ok(self.delta(request, $type_url))
+            }
 
             async fn $method(
                 &self,
@@ -217,51 +241,79 @@ macro_rules! sotw_service {
     };
 }
 
-sotw_service!(
+discovery_service!(
     ads::aggregated_discovery_service_server::AggregatedDiscoveryService,
     stream_aggregated_resources,
     StreamAggregatedResourcesStream,
+    delta_aggregated_resources,
+    DeltaAggregatedResourcesStream,
     None
 );
-sotw_service!(
+discovery_service!(
     cds::cluster_discovery_service_server::ClusterDiscoveryService,
     stream_clusters,
     StreamClustersStream,
+    delta_clusters,
+    DeltaClustersStream,
     Some(type_url::CLUSTER)
 );
-sotw_service!(
+discovery_service!(
     eds::endpoint_discovery_service_server::EndpointDiscoveryService,
     stream_endpoints,
     StreamEndpointsStream,
+    delta_endpoints,
+    DeltaEndpointsStream,
     Some(type_url::ENDPOINT)
 );
-sotw_service!(
+discovery_service!(
     lds::listener_discovery_service_server::ListenerDiscoveryService,
     stream_listeners,
     StreamListenersStream,
+    delta_listeners,
+    DeltaListenersStream,
     Some(type_url::LISTENER)
 );
-sotw_service!(
+discovery_service!(
     rds::route_discovery_service_server::RouteDiscoveryService,
     stream_routes,
     StreamRoutesStream,
+    delta_routes,
+    DeltaRoutesStream,
     Some(type_url::ROUTE)
 );
-sotw_service!(
+discovery_service!(
     sds::secret_discovery_service_server::SecretDiscoveryService,
     stream_secrets,
     StreamSecretsStream,
+    delta_secrets,
+    DeltaSecretsStream,
     Some(type_url::SECRET)
 );
-sotw_service!(
+discovery_service!(
     rtds::runtime_discovery_service_server::RuntimeDiscoveryService,
     stream_runtime,
     StreamRuntimeStream,
+    delta_runtime,
+    DeltaRuntimeStream,
     Some(type_url::RUNTIME)
 );
-sotw_service!(
+discovery_service!(
     ecds::extension_config_discovery_service_server::ExtensionConfigDiscoveryService,
     stream_extension_configs,
     StreamExtensionConfigsStream,
+    delta_extension_configs,
+    DeltaExtensionConfigsStream,
     Some(type_url::EXTENSION_CONFIG)
 );
+
+#[tonic::async_trait]
+impl vhds::virtual_host_discovery_service_server::VirtualHostDiscoveryService for XdsServer {
+    type DeltaVirtualHostsStream = ResponseStream;
+
+    async fn delta_virtual_hosts(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<ResponseStream>, Status> {
+        Ok(self.delta(request, Some(type_url::VIRTUAL_HOST)))
+    }
+}

@@ -1,0 +1,454 @@
+//! The incremental (Delta) xDS stream: one per `DeltaAggregatedResources` or per-type Delta
+//! stream, driven by the response body like the State-of-the-World stream.
+//!
+//! No task or channel per stream: the state machine runs when the transport polls the response
+//! stream; it reads requests and cache changes and yields responses. For every type it keeps
+//! what the client holds (the digest of each resource version it was sent or said it has, or
+//! that it was told a name does not exist), and a response carries exactly the difference
+//! between that and what the client subscribes to in the cache: changed or new resources, and
+//! `removed_resources` for deletions and for subscribed names that do not exist. One response
+//! per type is outstanding at a time; changes that arrive meanwhile go out, merged, after the
+//! client's ACK or NACK. A NACKed version counts as held, so it is never sent again; the next
+//! change of that resource is.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
+use futures::{FutureExt, StreamExt};
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::WatchStream;
+use tonic::{Status, Streaming};
+
+use super::Shared;
+use crate::codec::{EncodedMessage, len_field_size, put_len_field};
+use crate::observer::{ResponseEvent, SentResources, StreamId, Subscribed};
+use crate::resource::{Resource, push_priority, type_url};
+use crate::snapshot::TypeResources;
+
+type Change = Option<Arc<TypeResources>>;
+
+/// Each type a stream subscribes to holds a watch in the cache: a bound keeps a client that
+/// sends made-up type URLs from growing the server without limit.
+const MAX_TYPES_PER_STREAM: usize = 32;
+
+/// The wildcard resource name.
+const WILDCARD: &str = "*";
+
+/// What the client holds of one resource name, as far as the server knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// The version whose name-and-version digest is this (sent to it, or declared in
+    /// `initial_resource_versions`).
+    Version(u64),
+    /// A version this server cannot have made: always differs from the current one.
+    Foreign,
+    /// It was told that the name does not exist.
+    Absent,
+}
+
+/// What a response of one type carries.
+#[derive(Default)]
+struct Diff {
+    /// Delta entries of the resources to send.
+    chunks: Vec<Bytes>,
+    /// Number of resources in `chunks`.
+    count: usize,
+    /// Names to send in `removed_resources`.
+    removed: Vec<Arc<str>>,
+    /// Sent resources of which the client held another version (updates, not additions).
+    replaced: Vec<Arc<str>>,
+}
+
+impl Diff {
+    fn add_if_changed(&mut self, held: &mut HashMap<Arc<str>, Held>, r: &Resource) {
+        let now = Held::Version(r.name_version_digest());
+        match held.insert(r.name_arc().clone(), now) {
+            Some(before) if before == now => return,
+            Some(Held::Version(_) | Held::Foreign) => self.replaced.push(r.name_arc().clone()),
+            _ => {}
+        }
+        self.chunks.push(r.delta_entry().clone());
+        self.count += 1;
+    }
+}
+
+/// Per-type state of a stream.
+struct TypeState {
+    type_url: Arc<str>,
+    /// Subscribed to every resource of the type.
+    wildcard: bool,
+    /// Names subscribed explicitly (with or without the wildcard).
+    names: HashSet<Arc<str>>,
+    /// The resources the cache holds for this node (`None`: no snapshot yet).
+    current: Option<Arc<TypeResources>>,
+    /// What the client holds, by name.
+    held: HashMap<Arc<str>, Held>,
+    /// The client sent at least one request of this type.
+    requested: bool,
+    /// A response was sent since the first request (the first one is sent even when empty).
+    answered: bool,
+    /// The subscription or the resources changed since the difference was last computed.
+    dirty: bool,
+    /// The last response sent and not yet answered: its nonce and system version.
+    outstanding: Option<(String, String)>,
+}
+
+impl TypeState {
+    fn new(type_url: &str, current: Change) -> Self {
+        Self {
+            type_url: type_url.into(),
+            wildcard: false,
+            names: HashSet::new(),
+            current,
+            held: HashMap::new(),
+            requested: false,
+            answered: false,
+            dirty: true,
+            outstanding: None,
+        }
+    }
+
+    /// Applies the subscription part of a request (honoured whatever its nonce).
+    fn apply_request(&mut self, req: &DeltaDiscoveryRequest, legacy_wildcard: bool) {
+        let first = !self.requested;
+        self.requested = true;
+        if !first && req.resource_names_subscribe.is_empty() && req.resource_names_unsubscribe.is_empty() {
+            // An ACK or NACK and nothing else: what the client subscribes to is unchanged.
+            return;
+        }
+        if first {
+            // Reconnecting: what the client already has need not be sent again.
+            for (name, version) in &req.initial_resource_versions {
+                let held = Resource::digest_of_version(name, version).map_or(Held::Foreign, Held::Version);
+                self.held.insert(name.as_str().into(), held);
+            }
+            if req.resource_names_subscribe.is_empty() && legacy_wildcard {
+                self.wildcard = true;
+            }
+        }
+        for name in &req.resource_names_subscribe {
+            if name == WILDCARD {
+                self.wildcard = true;
+                continue;
+            }
+            let name: Arc<str> = name.as_str().into();
+            // A name subscribed again is sent again even if unchanged (go-control-plane #431),
+            // unless the client has just declared the version it holds.
+            if !(first && req.initial_resource_versions.contains_key(&*name)) {
+                self.held.remove(&name);
+            }
+            self.names.insert(name);
+        }
+        for name in &req.resource_names_unsubscribe {
+            if name == WILDCARD {
+                self.wildcard = false;
+            } else {
+                self.names.remove(name.as_str());
+            }
+        }
+        if !self.wildcard {
+            // The client drops what it no longer subscribes to: it will need it sent again.
+            let names = &self.names;
+            self.held.retain(|name, _| names.contains(name));
+        }
+        self.dirty = true;
+    }
+
+    /// The difference between what the client holds and what it subscribes to. The client is
+    /// assumed to hold what is sent from now on.
+    fn diff(&mut self, set: &TypeResources) -> Diff {
+        let mut diff = Diff::default();
+        if self.wildcard && self.held.is_empty() {
+            // A fresh wildcard subscriber: the body built once for all of them.
+            if !set.is_empty() {
+                diff.chunks.push(set.all_delta_entries().clone());
+                diff.count = set.len();
+            }
+            for r in set.iter() {
+                self.held.insert(r.name_arc().clone(), Held::Version(r.name_version_digest()));
+            }
+        } else if self.wildcard {
+            for r in set.iter() {
+                diff.add_if_changed(&mut self.held, r);
+            }
+        }
+        for name in &self.names {
+            match set.get(name) {
+                Some(r) if !self.wildcard => diff.add_if_changed(&mut self.held, r),
+                Some(_) => {}
+                None => {
+                    // A subscribed name that does not exist (go-control-plane #565).
+                    if self.held.insert(name.clone(), Held::Absent) != Some(Held::Absent) {
+                        diff.removed.push(name.clone());
+                    }
+                }
+            }
+        }
+        // Deletions of what the client holds (explicit names not in the set are handled above).
+        let names = &self.names;
+        self.held.retain(|name, held| {
+            if *held == Held::Absent || set.get(name).is_some() || names.contains(name) {
+                return true;
+            }
+            diff.removed.push(name.clone());
+            false
+        });
+        diff
+    }
+
+    /// Makes the next response send `name` again even if the client holds its version.
+    fn resend(&mut self, name: &str) {
+        if self.held.get(name).is_some_and(|h| *h != Held::Absent) {
+            self.held.remove(name);
+            self.dirty = true;
+        }
+    }
+}
+
+pub(crate) struct DeltaStream {
+    shared: Arc<Shared>,
+    id: StreamId,
+    requests: Streaming<DeltaDiscoveryRequest>,
+    /// The type of a per-type stream; `None` for ADS.
+    fixed_type: Option<&'static str>,
+    node: Option<Node>,
+    types: Vec<TypeState>,
+    /// Indices into `types`, in sending order (CDS, EDS, LDS, RDS, the rest).
+    order: Vec<usize>,
+    changes: StreamMap<usize, WatchStream<Change>>,
+    next_nonce: u64,
+    outbox: VecDeque<EncodedMessage>,
+    done: bool,
+}
+
+impl DeltaStream {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        requests: Streaming<DeltaDiscoveryRequest>,
+        fixed_type: Option<&'static str>,
+    ) -> Self {
+        let id = shared.next_stream_id();
+        Self {
+            shared,
+            id,
+            requests,
+            fixed_type,
+            node: None,
+            types: Vec::new(),
+            order: Vec::new(),
+            changes: StreamMap::new(),
+            next_nonce: 0,
+            outbox: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// The next response to send, `None` when the stream is over.
+    pub(crate) async fn next_response(&mut self) -> Option<Result<EncodedMessage, Status>> {
+        loop {
+            if let Some(m) = self.outbox.pop_front() {
+                return Some(Ok(m));
+            }
+            if self.done {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                req = self.requests.next() => match req {
+                    None => self.done = true,
+                    Some(Err(status)) => {
+                        tracing::debug!(stream = self.id, %status, "delta xDS stream ended by the client");
+                        self.done = true;
+                    }
+                    Some(Ok(req)) => {
+                        if let Err(status) = self.on_request(req) {
+                            tracing::debug!(stream = self.id, %status, "delta xDS stream refused");
+                            self.done = true;
+                            self.shared.observer.stream_closed(self.id, Some(&status));
+                            self.node = None;
+                            return Some(Err(status));
+                        }
+                        self.flush();
+                    }
+                },
+                Some((idx, value)) = self.changes.next(), if !self.changes.is_empty() => {
+                    self.set_current(idx, value);
+                    // Take every change that is already there, so types changed together are
+                    // sent in order (CDS before EDS before LDS before RDS).
+                    while let Some(Some((idx, value))) = self.changes.next().now_or_never() {
+                        self.set_current(idx, value);
+                    }
+                    self.flush();
+                }
+            }
+        }
+    }
+
+    fn set_current(&mut self, idx: usize, value: Change) {
+        let st = &mut self.types[idx];
+        st.current = value;
+        st.dirty = true;
+    }
+
+    fn on_request(&mut self, req: DeltaDiscoveryRequest) -> Result<(), Status> {
+        if self.node.is_none() {
+            let node = req
+                .node
+                .clone()
+                .ok_or_else(|| Status::invalid_argument("node: the first request of a stream must carry the node"))?;
+            self.shared.observer.stream_opened(self.id, &node);
+            self.node = Some(node);
+        }
+        let type_url = match self.fixed_type {
+            Some(fixed) if req.type_url.is_empty() || req.type_url == fixed => fixed,
+            Some(fixed) => {
+                return Err(Status::invalid_argument(format!(
+                    "type_url: {:?} on a stream for {fixed:?}",
+                    req.type_url
+                )));
+            }
+            None if req.type_url.is_empty() => {
+                return Err(Status::invalid_argument("type_url: delta ADS requests must carry a type URL"));
+            }
+            None => req.type_url.as_str(),
+        };
+        self.shared.observer.request(self.id, type_url, &req.resource_names_subscribe);
+        let idx = match self.types.iter().position(|t| &*t.type_url == type_url) {
+            Some(idx) => idx,
+            None if self.types.len() >= MAX_TYPES_PER_STREAM => {
+                return Err(Status::resource_exhausted(format!(
+                    "type_url: a stream may subscribe to at most {MAX_TYPES_PER_STREAM} types"
+                )));
+            }
+            None => {
+                let rx = match &self.node {
+                    Some(node) => self.shared.cache.watch(node, type_url),
+                    None => return Err(Status::internal("stream has no node")),
+                };
+                self.add_type(type_url, rx)
+            }
+        };
+        let legacy_wildcard = self.shared.legacy_wildcard(type_url);
+        let node_id = self.node.as_ref().map_or("", |n| n.id.as_str());
+        let st = &mut self.types[idx];
+        let answers_outstanding = st.outstanding.as_ref().is_some_and(|(nonce, _)| *nonce == req.response_nonce);
+        if answers_outstanding {
+            if let Some((_, version)) = st.outstanding.take() {
+                match &req.error_detail {
+                    Some(err) => {
+                        tracing::warn!(stream = self.id, node = node_id, type_url, version = %version, error = %err.message, "delta NACK");
+                        self.shared.observer.nack(self.id, type_url, &version, &err.message);
+                    }
+                    None => self.shared.observer.ack(self.id, type_url, &version),
+                }
+            }
+        } else if !req.response_nonce.is_empty() {
+            // A stale nonce: the client has not seen our last response yet. Its subscription
+            // changes still count.
+            tracing::trace!(stream = self.id, type_url, nonce = %req.response_nonce, "stale nonce");
+        }
+        st.apply_request(&req, legacy_wildcard);
+        Ok(())
+    }
+
+    fn add_type(&mut self, type_url: &str, mut rx: crate::cache::TypeWatch) -> usize {
+        let current = rx.borrow_and_update().clone();
+        let idx = self.types.len();
+        self.types.push(TypeState::new(type_url, current));
+        self.changes.insert(idx, WatchStream::from_changes(rx));
+        let p = push_priority(type_url);
+        let pos =
+            self.order.iter().position(|&i| push_priority(&self.types[i].type_url) > p).unwrap_or(self.order.len());
+        self.order.insert(pos, idx);
+        idx
+    }
+
+    /// Queues a response for every type that has something to send, in sending order.
+    fn flush(&mut self) {
+        for i in 0..self.order.len() {
+            let st = &mut self.types[self.order[i]];
+            if !st.requested || !st.dirty || st.outstanding.is_some() {
+                continue;
+            }
+            let Some(current) = st.current.clone() else { continue };
+            st.dirty = false;
+            let Diff { chunks, count, removed, replaced } = st.diff(&current);
+            if chunks.is_empty() && removed.is_empty() && st.answered {
+                continue;
+            }
+            st.answered = true;
+            self.next_nonce += 1;
+            let nonce = self.next_nonce.to_string();
+            let head = response_head(current.version(), &st.type_url, &nonce, &removed, &self.shared.control_plane_id);
+            let message = EncodedMessage::new(head, chunks);
+            let event = ResponseEvent {
+                type_url: &st.type_url,
+                version: current.version(),
+                nonce: &nonce,
+                resources: count,
+                bytes: message.encoded_len(),
+                latency: Instant::now().saturating_duration_since(current.created()),
+            };
+            self.shared.observer.response(self.id, &event);
+            let subscribed = if st.wildcard { Subscribed::All } else { Subscribed::SharedNames(&st.names) };
+            let sent =
+                SentResources { type_url: &st.type_url, version: current.version(), resources: &current, subscribed };
+            self.shared.observer.resources_sent(self.id, &sent);
+            st.outstanding = Some((nonce, current.version().to_owned()));
+            self.outbox.push_back(message);
+            if self.fixed_type.is_none() && current.type_url() == type_url::CLUSTER && !replaced.is_empty() {
+                self.resend_endpoints_of(&current, &replaced);
+            }
+        }
+    }
+}
+
+impl DeltaStream {
+    /// Envoy warms an updated cluster until it receives its endpoints, but does not ask for them
+    /// again over Delta ADS (the name stays subscribed): send them again after the cluster.
+    fn resend_endpoints_of(&mut self, clusters: &TypeResources, replaced: &[Arc<str>]) {
+        let Some(eds) = self.types.iter_mut().find(|t| &*t.type_url == type_url::ENDPOINT) else { return };
+        for cluster in replaced {
+            if let Some(service) = clusters.eds_service_of(cluster) {
+                eds.resend(service);
+            }
+        }
+    }
+}
+
+impl Drop for DeltaStream {
+    fn drop(&mut self) {
+        if self.node.is_some() {
+            self.shared.observer.stream_closed(self.id, None);
+        }
+    }
+}
+
+/// Encodes the per-stream fields of a `DeltaDiscoveryResponse`: system_version_info (1),
+/// type_url (4), nonce (5), removed_resources (6) and control_plane (7).
+fn response_head(version: &str, type_url: &str, nonce: &str, removed: &[Arc<str>], control_plane: &str) -> Bytes {
+    let cp_len = if control_plane.is_empty() { 0 } else { len_field_size(1, control_plane.len()) };
+    let mut buf = BytesMut::with_capacity(
+        len_field_size(1, version.len())
+            + len_field_size(4, type_url.len())
+            + len_field_size(5, nonce.len())
+            + removed.iter().map(|n| len_field_size(6, n.len())).sum::<usize>()
+            + if cp_len > 0 { len_field_size(7, cp_len) } else { 0 },
+    );
+    put_len_field(&mut buf, 1, version.as_bytes());
+    put_len_field(&mut buf, 4, type_url.as_bytes());
+    put_len_field(&mut buf, 5, nonce.as_bytes());
+    for name in removed {
+        put_len_field(&mut buf, 6, name.as_bytes());
+    }
+    if cp_len > 0 {
+        prost::encoding::encode_key(7, prost::encoding::WireType::LengthDelimited, &mut buf);
+        prost::encoding::encode_varint(cp_len as u64, &mut buf);
+        put_len_field(&mut buf, 1, control_plane.as_bytes());
+    }
+    buf.freeze()
+}

@@ -1,0 +1,419 @@
+//! Delta (incremental) xDS over TCP with a tonic client: subscriptions, removals, reconnects
+//! with `initial_resource_versions`, per-resource updates, NACKs and ADS ordering.
+
+mod common;
+
+use std::collections::HashMap;
+
+use bosun_xds::type_url::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use bosun_xds::{Resource, Snapshot};
+use common::*;
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_client::ClusterDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
+use envoy_types::pb::envoy::service::endpoint::v3::endpoint_discovery_service_client::EndpointDiscoveryServiceClient;
+use envoy_types::pb::google::rpc::Status as RpcStatus;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+
+/// One delta stream seen from the client; every wait is bounded.
+struct DeltaStream {
+    node_sent: bool,
+    node_id: String,
+    tx: mpsc::Sender<DeltaDiscoveryRequest>,
+    responses: Streaming<DeltaDiscoveryResponse>,
+}
+
+enum Kind {
+    Ads,
+    Cds,
+    Eds,
+}
+
+impl DeltaStream {
+    async fn open(server: &TestServer, node_id: &str, kind: Kind) -> Self {
+        let (tx, rx) = mpsc::channel(64);
+        let rx = ReceiverStream::new(rx);
+        let channel = server.channel().await;
+        let call = async move {
+            match kind {
+                Kind::Ads => AggregatedDiscoveryServiceClient::new(channel).delta_aggregated_resources(rx).await,
+                Kind::Cds => ClusterDiscoveryServiceClient::new(channel).delta_clusters(rx).await,
+                Kind::Eds => EndpointDiscoveryServiceClient::new(channel).delta_endpoints(rx).await,
+            }
+        };
+        let responses =
+            tokio::time::timeout(RECV_TIMEOUT, call).await.expect("open: timed out").expect("open").into_inner();
+        Self { node_sent: false, node_id: node_id.into(), tx, responses }
+    }
+
+    async fn send(&mut self, mut req: DeltaDiscoveryRequest) {
+        if !self.node_sent {
+            req.node =
+                Some(envoy_types::pb::envoy::config::core::v3::Node { id: self.node_id.clone(), ..Default::default() });
+            self.node_sent = true;
+        }
+        tokio::time::timeout(RECV_TIMEOUT, self.tx.send(req)).await.expect("send: timed out").expect("send");
+    }
+
+    /// Subscribes to `sub`, unsubscribes from `unsub`, answering `nonce`.
+    async fn request(&mut self, type_url: &str, sub: &[&str], unsub: &[&str], nonce: &str) {
+        self.send(DeltaDiscoveryRequest {
+            type_url: type_url.into(),
+            resource_names_subscribe: strings(sub),
+            resource_names_unsubscribe: strings(unsub),
+            response_nonce: nonce.into(),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    async fn ack(&mut self, resp: &DeltaDiscoveryResponse) {
+        self.request(&resp.type_url, &[], &[], &resp.nonce).await;
+    }
+
+    async fn nack(&mut self, resp: &DeltaDiscoveryResponse, message: &str) {
+        self.send(DeltaDiscoveryRequest {
+            type_url: resp.type_url.clone(),
+            response_nonce: resp.nonce.clone(),
+            error_detail: Some(RpcStatus { code: 3, message: message.into(), details: vec![] }),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    async fn recv(&mut self) -> DeltaDiscoveryResponse {
+        self.try_recv(RECV_TIMEOUT).await.unwrap_or_else(|| panic!("no delta response within {RECV_TIMEOUT:?}"))
+    }
+
+    async fn try_recv(&mut self, within: std::time::Duration) -> Option<DeltaDiscoveryResponse> {
+        match tokio::time::timeout(within, self.responses.message()).await {
+            Err(_) => None,
+            Ok(Err(status)) => panic!("stream failed: {status:?}"),
+            Ok(Ok(None)) => panic!("stream ended"),
+            Ok(Ok(Some(resp))) => Some(resp),
+        }
+    }
+
+    async fn expect_quiet(&mut self) {
+        if let Some(resp) = self.try_recv(QUIET).await {
+            panic!(
+                "expected no response, got {} {:?} removed {:?}",
+                resp.type_url,
+                sent(&resp),
+                resp.removed_resources
+            );
+        }
+    }
+}
+
+/// The names of the resources in `resp`, sorted, checking each entry's name, version and type.
+fn sent(resp: &DeltaDiscoveryResponse) -> Vec<String> {
+    let mut names: Vec<String> = resp
+        .resources
+        .iter()
+        .map(|r| {
+            let any = r.resource.as_ref().expect("resource set");
+            assert_eq!(any.type_url, resp.type_url);
+            assert_eq!(r.version.len(), 16, "content-hash version");
+            r.name.clone()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn removed(resp: &DeltaDiscoveryResponse) -> Vec<String> {
+    let mut names = resp.removed_resources.clone();
+    names.sort();
+    names
+}
+
+fn versions(resp: &DeltaDiscoveryResponse) -> HashMap<String, String> {
+    resp.resources.iter().map(|r| (r.name.clone(), r.version.clone())).collect()
+}
+
+/// Sets clusters `cs` (EDS, with endpoints on port `port`) for node `n1`.
+fn set_clusters(server: &TestServer, cs: &[(&str, u32)]) {
+    let mut rs = Vec::new();
+    for (c, port) in cs {
+        rs.push(Resource::new(&eds_cluster(c)));
+        rs.push(Resource::new(&cla(c, *port)));
+    }
+    server.cache.set_snapshot("n1", Snapshot::new(rs)).expect("consistent");
+}
+
+#[tokio::test]
+async fn wildcard_then_one_change_out_of_many_sends_that_one() {
+    let server = TestServer::start().await;
+    let clusters: Vec<String> = (0..50).map(|i| format!("c{i:02}")).collect();
+    let mut cs: Vec<(&str, u32)> = clusters.iter().map(|c| (c.as_str(), 9000)).collect();
+    set_clusters(&server, &cs);
+    let mut cds = DeltaStream::open(&server, "n1", Kind::Cds).await;
+    cds.request(CLUSTER, &[], &[], "").await;
+    let first = cds.recv().await;
+    assert_eq!(sent(&first), clusters, "an empty first CDS request is a wildcard");
+    assert!(first.removed_resources.is_empty());
+    cds.ack(&first).await;
+    cds.expect_quiet().await;
+
+    // Change one cluster's content (endpoints stay): only that cluster is sent.
+    let mut rs: Vec<Resource> = Vec::new();
+    for (c, port) in &cs {
+        let mut cluster = eds_cluster(c);
+        if *c == "c07" {
+            cluster.alt_stat_name = "changed".into();
+        }
+        rs.push(Resource::new(&cluster));
+        rs.push(Resource::new(&cla(c, *port)));
+    }
+    server.cache.set_snapshot("n1", Snapshot::new(rs)).expect("consistent");
+    let update = cds.recv().await;
+    assert_eq!(sent(&update), ["c07"]);
+    assert_ne!(versions(&update)["c07"], versions(&first)["c07"]);
+    let c07 = Cluster::decode(update.resources[0].resource.as_ref().expect("any").value.as_slice()).expect("cluster");
+    assert_eq!(c07.alt_stat_name, "changed");
+    cds.ack(&update).await;
+
+    // Delete one: only its removal is sent.
+    cs.retain(|(c, _)| *c != "c03");
+    set_clusters(&server, &cs);
+    let deletion = cds.recv().await;
+    assert!(deletion.resources.iter().all(|r| r.name != "c03"));
+    assert_eq!(removed(&deletion), ["c03"]);
+    drop(cds);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscribe_unsubscribe_and_unknown_names_are_removed() {
+    let server = TestServer::start().await;
+    set_clusters(&server, &[("a", 9000), ("b", 9001)]);
+    let mut eds = DeltaStream::open(&server, "n1", Kind::Eds).await;
+    eds.request(ENDPOINT, &["a", "ghost"], &[], "").await;
+    let r1 = eds.recv().await;
+    assert_eq!(sent(&r1), ["a"]);
+    assert_eq!(removed(&r1), ["ghost"], "a subscribed name that does not exist is reported removed");
+    eds.ack(&r1).await;
+    eds.expect_quiet().await;
+
+    // Subscribe to b: only b comes.
+    eds.request(ENDPOINT, &["b"], &[], &r1.nonce).await;
+    let r2 = eds.recv().await;
+    assert_eq!(sent(&r2), ["b"]);
+    assert!(r2.removed_resources.is_empty(), "ghost was already reported: {:?}", r2.removed_resources);
+    eds.ack(&r2).await;
+
+    // Unsubscribe from a; a change to a is then not sent, a change to b is.
+    eds.request(ENDPOINT, &[], &["a"], &r2.nonce).await;
+    eds.expect_quiet().await;
+    set_clusters(&server, &[("a", 9100), ("b", 9101)]);
+    let r3 = eds.recv().await;
+    assert_eq!(sent(&r3), ["b"]);
+    eds.ack(&r3).await;
+
+    // ghost appears: it is sent, as it is still subscribed.
+    set_clusters(&server, &[("a", 9100), ("b", 9101), ("ghost", 9102)]);
+    let r4 = eds.recv().await;
+    assert_eq!(sent(&r4), ["ghost"]);
+    drop(eds);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscription_with_a_stale_nonce_is_honoured() {
+    let server = TestServer::start().await;
+    set_clusters(&server, &[("a", 9000), ("b", 9001)]);
+    let mut eds = DeltaStream::open(&server, "n1", Kind::Eds).await;
+    eds.request(ENDPOINT, &["a"], &[], "").await;
+    let r1 = eds.recv().await;
+    eds.ack(&r1).await;
+    set_clusters(&server, &[("a", 9100), ("b", 9001)]);
+    let r2 = eds.recv().await;
+    assert_eq!(sent(&r2), ["a"]);
+    // The client has not seen r2 yet: it subscribes to b answering r1's (stale) nonce.
+    eds.request(ENDPOINT, &["b"], &[], &r1.nonce).await;
+    eds.ack(&r2).await;
+    let r3 = eds.recv().await;
+    assert_eq!(sent(&r3), ["b"], "the subscription of a stale-nonce request counts");
+    drop(eds);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn reconnect_with_initial_versions_sends_only_the_difference() {
+    let server = TestServer::start().await;
+    set_clusters(&server, &[("a", 9000), ("b", 9001), ("c", 9002)]);
+    let mut cds = DeltaStream::open(&server, "n1", Kind::Cds).await;
+    cds.request(CLUSTER, &["*"], &[], "").await;
+    let first = cds.recv().await;
+    assert_eq!(sent(&first), ["a", "b", "c"]);
+    let held = versions(&first);
+    drop(cds);
+
+    // While disconnected: b changes, c is deleted, d appears.
+    let mut rs = vec![Resource::new(&eds_cluster("a")), Resource::new(&cla("a", 9000))];
+    let mut b = eds_cluster("b");
+    b.alt_stat_name = "b2".into();
+    rs.extend([Resource::new(&b), Resource::new(&cla("b", 9001))]);
+    rs.extend([Resource::new(&eds_cluster("d")), Resource::new(&cla("d", 9003))]);
+    server.cache.set_snapshot("n1", Snapshot::new(rs)).expect("consistent");
+
+    let mut again = DeltaStream::open(&server, "n1", Kind::Cds).await;
+    again
+        .send(DeltaDiscoveryRequest {
+            type_url: CLUSTER.into(),
+            resource_names_subscribe: strings(&["*"]),
+            initial_resource_versions: held,
+            ..Default::default()
+        })
+        .await;
+    let resp = again.recv().await;
+    assert_eq!(sent(&resp), ["b", "d"], "a is held at its current version");
+    assert_eq!(removed(&resp), ["c"]);
+    drop(again);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn wildcard_and_explicit_names_mix() {
+    let server = TestServer::start().await;
+    set_clusters(&server, &[("a", 9000), ("b", 9001)]);
+    let mut cds = DeltaStream::open(&server, "n1", Kind::Cds).await;
+    cds.request(CLUSTER, &["*", "a", "later"], &[], "").await;
+    let r1 = cds.recv().await;
+    assert_eq!(sent(&r1), ["a", "b"]);
+    assert_eq!(removed(&r1), ["later"]);
+    cds.ack(&r1).await;
+    // Leaving the wildcard keeps the explicit names: b is dropped by the client, a stays.
+    cds.request(CLUSTER, &[], &["*"], &r1.nonce).await;
+    cds.expect_quiet().await;
+    set_clusters(&server, &[("a", 9000), ("b", 9001), ("later", 9002)]);
+    let r2 = cds.recv().await;
+    assert_eq!(sent(&r2), ["later"], "b is not subscribed any more");
+    drop(cds);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_nacked_version_is_not_resent_and_is_recorded() {
+    let server = TestServer::start().await;
+    set_clusters(&server, &[("a", 9000)]);
+    let mut eds = DeltaStream::open(&server, "n1", Kind::Eds).await;
+    eds.request(ENDPOINT, &["a"], &[], "").await;
+    let r1 = eds.recv().await;
+    eds.ack(&r1).await;
+    set_clusters(&server, &[("a", 9100)]);
+    let bad = eds.recv().await;
+    eds.nack(&bad, "port 9100 refused").await;
+    server
+        .observer
+        .wait_for("the NACK", |events| {
+            events.iter().any(|e| matches!(e, Event::Nack { message, .. } if message == "port 9100 refused"))
+        })
+        .await;
+    assert_eq!(server.observer.nacks(ENDPOINT), [(bad.system_version_info.clone(), "port 9100 refused".into())]);
+    // A re-subscription of something else must not bring the NACKed version back.
+    eds.request(ENDPOINT, &["z"], &[], &bad.nonce).await;
+    let r3 = eds.recv().await;
+    assert!(r3.resources.is_empty(), "the NACKed version was resent: {:?}", sent(&r3));
+    assert_eq!(removed(&r3), ["z"]);
+    eds.ack(&r3).await;
+    eds.expect_quiet().await;
+    // The next version is sent.
+    set_clusters(&server, &[("a", 9200)]);
+    let fixed = eds.recv().await;
+    assert_eq!(sent(&fixed), ["a"]);
+    let cla_sent = ClusterLoadAssignment::decode(fixed.resources[0].resource.as_ref().expect("any").value.as_slice())
+        .expect("cla");
+    assert_eq!(cla_sent, cla("a", 9200));
+    drop(eds);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn delta_ads_pushes_cds_eds_lds_rds_in_order() {
+    let server = TestServer::start().await;
+    server.cache.set_snapshot("n1", snapshot(&["c1"], &["l1"])).expect("consistent");
+    let mut ads = DeltaStream::open(&server, "n1", Kind::Ads).await;
+    ads.request(CLUSTER, &[], &[], "").await;
+    ads.request(ENDPOINT, &["c1"], &[], "").await;
+    ads.request(LISTENER, &[], &[], "").await;
+    ads.request(ROUTE, &["l1-route"], &[], "").await;
+    let mut firsts = Vec::new();
+    for _ in 0..4 {
+        firsts.push(ads.recv().await);
+    }
+    for r in &firsts {
+        ads.ack(r).await;
+    }
+    ads.expect_quiet().await;
+    // Everything changes at once: the pushes come as CDS, EDS, LDS, RDS.
+    let mut rs = vec![Resource::new(&eds_cluster_with_timeout("c1", 9)), Resource::new(&cla("c1", 9500))];
+    rs.push(Resource::new(&listener("l1", "l1-route", 10500)));
+    rs.push(Resource::new(&route_config("l1-route", "changed.example", "c1")));
+    server.cache.set_snapshot("n1", Snapshot::new(rs)).expect("consistent");
+    let mut types = Vec::new();
+    for _ in 0..4 {
+        let r = ads.recv().await;
+        assert_eq!(r.resources.len(), 1, "{}", r.type_url);
+        types.push(r.type_url.clone());
+        ads.ack(&r).await;
+    }
+    assert_eq!(types, [CLUSTER, ENDPOINT, LISTENER, ROUTE]);
+    ads.expect_quiet().await;
+    drop(ads);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn delta_entries_are_shared_between_streams() {
+    let server = TestServer::start().await;
+    set_clusters(&server, &[("a", 9000)]);
+    let mut one = DeltaStream::open(&server, "n1", Kind::Cds).await;
+    let mut two = DeltaStream::open(&server, "n1", Kind::Cds).await;
+    one.request(CLUSTER, &[], &[], "").await;
+    two.request(CLUSTER, &[], &[], "").await;
+    let (r1, r2) = (one.recv().await, two.recv().await);
+    assert_eq!(r1.resources, r2.resources, "the same encoded entry");
+    assert_eq!(r1.system_version_info, r2.system_version_info);
+    drop((one, two));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn delta_ads_resends_the_endpoints_of_an_updated_cluster() {
+    let server = TestServer::start().await;
+    set_clusters(&server, &[("a", 9000), ("b", 9001)]);
+    let mut ads = DeltaStream::open(&server, "n1", Kind::Ads).await;
+    ads.request(CLUSTER, &[], &[], "").await;
+    ads.request(ENDPOINT, &["a", "b"], &[], "").await;
+    for _ in 0..2 {
+        let r = ads.recv().await;
+        ads.ack(&r).await;
+    }
+    ads.expect_quiet().await;
+    // Cluster a changes, its endpoints do not: Envoy warms a until it gets them, so they follow.
+    let mut changed = eds_cluster("a");
+    changed.alt_stat_name = "a2".into();
+    let rs = vec![
+        Resource::new(&changed),
+        Resource::new(&cla("a", 9000)),
+        Resource::new(&eds_cluster("b")),
+        Resource::new(&cla("b", 9001)),
+    ];
+    server.cache.set_snapshot("n1", Snapshot::new(rs)).expect("consistent");
+    let cds = ads.recv().await;
+    assert_eq!((cds.type_url.as_str(), sent(&cds)), (CLUSTER, strings(&["a"])));
+    let eds = ads.recv().await;
+    assert_eq!((eds.type_url.as_str(), sent(&eds)), (ENDPOINT, strings(&["a"])), "only the updated cluster's");
+    ads.ack(&cds).await;
+    ads.ack(&eds).await;
+    ads.expect_quiet().await;
+    drop(ads);
+    server.shutdown().await;
+}
