@@ -1,0 +1,26 @@
+//! Bosun's service metadata centre (DESIGN.md §4): what Dubbo applications publish about themselves
+//! (their `MetadataInfo` by revision, their service definitions, and which application serves which
+//! interface), stored raw in the [`Store`](bosun_store::Store) and pushed to watchers.
+//!
+//! - Served over gRPC on the xDS port: Pixiu's `dubbo.networking.v1alpha1` services unchanged, and
+//!   Bosun's `bosun.metadata.v1` services that add watches, heartbeats and reads ([`grpc`]).
+//! - Every entry is attached to a store lease of its application ([`MetadataCentre`]), renewed by
+//!   publishing again or by a heartbeat; when it lapses the store deletes the entry and watches see
+//!   the deletion. Leases live in the store, so this works on every backend and across restarts.
+//! - Store keys ([`keys`]) use kinds of their own (`ServiceMetadata`, `ServiceDefinition`,
+//!   `ServiceMapping`, `MetadataLease`), which the document and snapshot code ignore.
+
+pub mod centre;
+mod error;
+pub mod grpc;
+pub mod keys;
+mod watch;
+
+pub use centre::{DefinitionEntry, MappingEntry, MetadataCentre, MetadataConfig, MetadataEntry};
+pub use error::MetadataError;
+
+/// The generated protobuf and gRPC types.
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/metadata.rs"));
+}
