@@ -13,10 +13,11 @@ use crate::proto::bosun::metadata::v1 as bosun;
 use crate::proto::dubbo::networking::v1alpha1 as dubbo;
 use crate::watch::{Change, EventStream, list_then_watch};
 
-/// Every metadata service, to add to a tonic server.
-pub fn routes(centre: Arc<MetadataCentre>) -> Routes {
+/// `routes` (of a tonic server, such as the xDS server's) with every metadata service added.
+pub fn add_services(routes: Routes, centre: Arc<MetadataCentre>) -> Routes {
     let service = Services(centre);
-    Routes::new(dubbo::service_metadata_service_server::ServiceMetadataServiceServer::new(service.clone()))
+    routes
+        .add_service(dubbo::service_metadata_service_server::ServiceMetadataServiceServer::new(service.clone()))
         .add_service(dubbo::service_name_mapping_service_server::ServiceNameMappingServiceServer::new(service.clone()))
         .add_service(bosun::service_metadata_service_server::ServiceMetadataServiceServer::new(service.clone()))
         .add_service(bosun::service_definition_service_server::ServiceDefinitionServiceServer::new(service.clone()))

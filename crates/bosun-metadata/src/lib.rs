@@ -14,10 +14,12 @@ pub mod centre;
 mod error;
 pub mod grpc;
 pub mod keys;
+pub mod listing;
 mod watch;
 
-pub use centre::{DefinitionEntry, MappingEntry, MetadataCentre, MetadataConfig, MetadataEntry};
+pub use centre::{MetadataCentre, MetadataConfig};
 pub use error::MetadataError;
+pub use listing::{DefinitionEntry, MappingEntry, MetadataEntry};
 
 /// The generated protobuf and gRPC types.
 #[allow(clippy::all, missing_docs)]

@@ -17,7 +17,7 @@ async fn serve(config: MetadataConfig) -> (Channel, Arc<MetadataCentre>) {
     let centre = Arc::new(MetadataCentre::new(store, config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let routes = bosun_metadata::grpc::routes(centre.clone());
+    let routes = bosun_metadata::grpc::add_services(tonic::service::Routes::default(), centre.clone());
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_routes(routes)
@@ -141,7 +141,7 @@ async fn mappings_and_definitions_share_the_application_lease() {
     let get =
         bosun::GetServiceAppMappingRequest { namespace: "dev".into(), interface_name: "org.example.Greeter".into() };
     assert_eq!(mappings.get(get.clone()).await.unwrap().into_inner().application_names, ["cart", "shop"]);
-    let listed = centre.list_mappings(None).await.unwrap();
+    let listed = bosun_metadata::listing::list_mappings(centre.store().as_ref(), None).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].application_names, ["cart", "shop"]);
 
@@ -165,5 +165,5 @@ async fn mappings_and_definitions_share_the_application_lease() {
     assert_eq!(mappings.get(get).await.unwrap().into_inner().application_names, ["shop"]);
     let get = bosun::GetServiceDefinitionRequest { identifier: "org.example.Greeter".into() };
     assert!(definitions.get(get).await.unwrap().into_inner().service_definition.contains("canonicalName"));
-    assert_eq!(centre.list_definitions().await.unwrap().len(), 1);
+    assert_eq!(bosun_metadata::listing::list_definitions(centre.store().as_ref()).await.unwrap().len(), 1);
 }

@@ -33,7 +33,7 @@ pub struct ApplyArgs {
 pub struct GetArgs {
     /// The kind: Cluster, ClusterLoadAssignment (endpoints), Listener, RouteConfiguration
     /// (routes), ..., RateLimitStrategy (rls), FaultToleranceRule (ftr), TrafficRouter (tr), ...,
-    /// in any case, or plural.
+    /// in any case, or plural; or metadata, servicedefinitions, mappings (the metadata centre's).
     pub kind: String,
     /// One document's name; without it, a list.
     pub name: Option<String>,
@@ -80,7 +80,7 @@ impl Client {
     }
 
     /// Sends a request; a non-2xx answer becomes an error with the server's message and details.
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Json>) -> anyhow::Result<Json> {
+    pub(crate) async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Json>) -> anyhow::Result<Json> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url);
         if let Some(token) = &self.token {
@@ -107,7 +107,7 @@ impl Client {
 }
 
 /// Percent-encodes one path segment.
-fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -192,6 +192,10 @@ fn read_documents(paths: &[PathBuf]) -> anyhow::Result<Vec<(Json, Location)>> {
 /// `bosun get KIND [NAME]`.
 pub async fn get(connection: &Connection, args: &GetArgs) -> anyhow::Result<()> {
     let client = Client::new(connection)?;
+    if let Some(listing) = crate::metadata_api::Listing::of_kind(&args.kind) {
+        let answer = client.send(reqwest::Method::GET, &listing.path(args.namespace.as_deref()), None).await?;
+        return listing.print(&answer, args.output);
+    }
     let kind = segment(&args.kind);
     let items: Vec<Json> = match &args.name {
         Some(name) => {
@@ -264,7 +268,7 @@ fn table(items: &[Json]) -> String {
 }
 
 /// Rows as columns aligned on the widest cell.
-fn aligned<const N: usize>(rows: Vec<[String; N]>) -> String {
+pub(crate) fn aligned<const N: usize>(rows: Vec<[String; N]>) -> String {
     let widths: Vec<usize> = (0..N).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {

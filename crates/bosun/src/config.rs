@@ -43,6 +43,13 @@ pub struct ServeArgs {
     /// executable (or source directory) in it is loaded, besides the `[[plugin]]`s of the file.
     #[arg(long, env = "BOSUN_PLUGIN_DIR", value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,
+    /// How long published service metadata, definitions and mappings live without a publish or a
+    /// heartbeat of their application, in seconds [default: 90].
+    #[arg(long, value_name = "SECONDS")]
+    pub metadata_ttl: Option<u64>,
+    /// Largest metadata_info or service_definition accepted, in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    pub metadata_max_bytes: Option<usize>,
 }
 
 /// How logs are written.
@@ -225,6 +232,8 @@ pub struct ServeConfig {
     pub plugins: Vec<PluginSpec>,
     /// Where plugins given as source are built: `<data dir>/plugin-builds`.
     pub plugin_build_dir: PathBuf,
+    /// How the service metadata centre holds entries.
+    pub metadata: bosun_metadata::MetadataConfig,
 }
 
 /// Which store `bosun serve` uses.
@@ -313,6 +322,7 @@ impl ServeConfig {
             plugins.extend(PluginSpec::discover(&dir)?.into_iter().filter(|p| !declared.contains(&base(&p.name))));
         }
         check_plugins(&plugins)?;
+        let metadata = metadata_config(&args)?;
         Ok(Self {
             xds_addr: args.xds_addr.or(file.xds_addr).unwrap_or_else(|| DEFAULT_XDS_ADDR.into()),
             admin_addr: args.admin_addr.or(file.admin_addr).unwrap_or_else(|| DEFAULT_ADMIN_ADDR.into()),
@@ -326,8 +336,23 @@ impl ServeConfig {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             plugins,
             plugin_build_dir,
+            metadata,
         })
     }
+}
+
+fn metadata_config(args: &ServeArgs) -> anyhow::Result<bosun_metadata::MetadataConfig> {
+    let mut config = bosun_metadata::MetadataConfig::default();
+    if let Some(seconds) = args.metadata_ttl {
+        anyhow::ensure!(seconds >= 1, "--metadata-ttl: must be at least 1 second");
+        config.ttl = std::time::Duration::from_secs(seconds);
+    }
+    if let Some(bytes) = args.metadata_max_bytes {
+        let limit = bosun_store::validate::MAX_VALUE_BYTES;
+        anyhow::ensure!((1..=limit).contains(&bytes), "--metadata-max-bytes: must be 1 to {limit} (the store's limit)");
+        config.max_value_bytes = bytes;
+    }
+    Ok(config)
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {

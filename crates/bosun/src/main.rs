@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod directory;
 mod documents;
+mod metadata_api;
 mod plugins;
 mod resources;
 mod serve;

@@ -75,11 +75,12 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(xds = %xds_listener.local_addr()?, admin = %admin_listener.local_addr()?,
         opensergo = %opensergo_listener.local_addr()?, "bosun serving");
 
+    let metadata = Arc::new(bosun_metadata::MetadataCentre::new(store.clone(), config.metadata));
     let server = XdsServer::builder(source.clone()).observer(xds_status.clone()).control_plane_id("bosun").build();
     let xds = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_routes(server.routes())
+        .add_routes(bosun_metadata::grpc::add_services(server.routes(), metadata.clone()))
         .serve_with_incoming_shutdown(
             // tonic ignores the builder's TCP_NODELAY for a listener it is handed; without it
             // Nagle and delayed ACKs add ~40 ms to every subscription round trip.
