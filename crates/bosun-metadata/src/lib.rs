@@ -7,9 +7,12 @@
 //! - Every entry is attached to a store lease of its application ([`MetadataCentre`]), renewed by
 //!   publishing again or by a heartbeat; when it lapses the store deletes the entry and watches see
 //!   the deletion. Leases live in the store, so this works on every backend and across restarts.
+//! - Interface mappings are also xDS resources of a type of their own ([`ads`]), served over
+//!   ADS to every node.
 //! - Store keys ([`keys`]) use kinds of their own (`ServiceMetadata`, `ServiceDefinition`,
 //!   `ServiceMapping`, `MetadataLease`), which the document and snapshot code ignore.
 
+pub mod ads;
 pub mod centre;
 mod error;
 pub mod grpc;

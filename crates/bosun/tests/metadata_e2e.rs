@@ -143,3 +143,63 @@ fn metadata_survives_a_restart_while_its_lease_lives() {
     let (ok, out, err) = bosun.cli(&["get", "clusters"], None);
     assert!(ok && !out.contains("shop"), "{out}{err}");
 }
+
+#[test]
+fn mappings_are_pushed_over_ads() {
+    use bosun_metadata::ads::MAPPING_TYPE_URL;
+    use bosun_metadata::proto::bosun::metadata::v1::ServiceAppMapping;
+    use envoy_types::pb::envoy::config::core::v3::Node;
+    use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+    use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+    use prost::Message;
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let bosun = Bosun::start(work.path(), &["--metadata-ttl", "60"]);
+    block_on(async {
+        let channel = channel(bosun.xds_port).await;
+        let mut mappings =
+            dubbo::service_name_mapping_service_client::ServiceNameMappingServiceClient::new(channel.clone());
+        let register = |application: &str| dubbo::ServiceMappingRequest {
+            namespace: "dev".into(),
+            application_name: application.into(),
+            interface_names: vec!["org.example.Greeter".into()],
+        };
+        mappings.register_service_app_mapping(register("shop")).await.expect("mapping");
+
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let request = |version: &str, nonce: &str| DiscoveryRequest {
+            node: Some(Node { id: "consumer-1".into(), cluster: "consumers".into(), ..Default::default() }),
+            type_url: MAPPING_TYPE_URL.into(),
+            resource_names: vec!["org.example.Greeter|dev".into()],
+            version_info: version.into(),
+            response_nonce: nonce.into(),
+            ..Default::default()
+        };
+        tx.send(request("", "")).await.expect("send");
+        let mut ads = AggregatedDiscoveryServiceClient::new(channel);
+        let mut responses = ads
+            .stream_aggregated_resources(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .expect("ADS")
+            .into_inner();
+        let mut next = async || {
+            let response = tokio::time::timeout(Duration::from_secs(10), responses.message())
+                .await
+                .expect("a push in time")
+                .expect("no error")
+                .expect("open stream");
+            assert_eq!(response.type_url, MAPPING_TYPE_URL);
+            let any = response.resources.first().expect("the mapping");
+            let mapping = ServiceAppMapping::decode(any.value.as_slice()).expect("a ServiceAppMapping");
+            (response.version_info, response.nonce, mapping)
+        };
+        let (version, nonce, mapping) = next().await;
+        assert_eq!((mapping.namespace.as_str(), mapping.interface_name.as_str()), ("dev", "org.example.Greeter"));
+        assert_eq!(mapping.application_names, ["shop"]);
+        tx.send(request(&version, &nonce)).await.expect("ACK");
+
+        mappings.register_service_app_mapping(register("cart")).await.expect("mapping");
+        let (_, _, mapping) = next().await;
+        assert_eq!(mapping.application_names, ["cart", "shop"]);
+    });
+}
