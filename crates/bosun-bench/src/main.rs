@@ -4,8 +4,10 @@
 //! opens N simulated Envoy ADS clients, each on its own HTTP/2 connection, waits until all have
 //! converged, then changes the endpoints of one cluster and measures the fan-out to every
 //! client. It reports convergence and fan-out percentiles and the server's RSS and CPU.
+//! `store` benchmarks a store backend; `metadata` the service metadata centre of `bosun serve`.
 
 mod client;
+mod metadata;
 mod proc_stats;
 mod server;
 mod store;
@@ -46,6 +48,9 @@ enum Command {
     },
     /// Benchmark a store backend: writes per second and watch latency.
     Store(store::StoreArgs),
+    /// Benchmark the metadata centre of a real `bosun serve`: N applications publishing and
+    /// heartbeating.
+    Metadata(metadata::MetadataArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +79,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Server { addr, clusters, listeners }) => runtime.block_on(server::run(addr, clusters, listeners)),
         Some(Command::Store(args)) => runtime.block_on(store::run(args)),
+        Some(Command::Metadata(args)) => runtime.block_on(metadata::run(args)),
         None => runtime.block_on(bench(cli.run)),
     }
 }
