@@ -203,3 +203,57 @@ fn mappings_are_pushed_over_ads() {
         assert_eq!(mapping.application_names, ["cart", "shop"]);
     });
 }
+
+/// Publishes with a 2 s TTL on `store`, heartbeats once, stops, and expects the watch to see the
+/// expiry within the granted TTL + 5 s, and the entry gone.
+fn expires_on(store: &str) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let bosun = Bosun::start(work.path(), &["--store", store, "--metadata-ttl", "2"]);
+    block_on(async {
+        let channel = channel(bosun.xds_port).await;
+        let mut client = bosun::service_metadata_service_client::ServiceMetadataServiceClient::new(channel);
+        let publish = bosun::PublishServiceMetadataRequest {
+            namespace: "dev".into(),
+            application_name: "shop".into(),
+            revision: "r1".into(),
+            metadata_info: "{}".into(),
+        };
+        client.publish(publish).await.expect("publish");
+        let watch = bosun::WatchServiceMetadataRequest {
+            namespace: "dev".into(),
+            application_name: "shop".into(),
+            revision: "r1".into(),
+        };
+        let mut events = client.watch(watch).await.expect("watch").into_inner();
+        let mut next = async |within: Duration| {
+            tokio::time::timeout(within, events.message()).await.expect("an event in time").expect("ok").expect("open")
+        };
+        assert_eq!(next(Duration::from_secs(10)).await.r#type(), bosun::EventType::Put);
+        let beat = bosun::HeartbeatRequest { namespace: "dev".into(), application_name: "shop".into() };
+        let ttl = client.heartbeat(beat).await.expect("heartbeat").into_inner().ttl_seconds;
+        let stopped = Instant::now();
+        let expired = next(Duration::from_secs(ttl.unsigned_abs() + 5)).await;
+        assert_eq!((expired.r#type(), expired.revision.as_str()), (bosun::EventType::Deleted, "r1"));
+        assert!(stopped.elapsed() >= Duration::from_secs(ttl.unsigned_abs()) - Duration::from_millis(500));
+        let get = bosun::GetServiceMetadataRequest {
+            namespace: "dev".into(),
+            application_name: "shop".into(),
+            revision: "r1".into(),
+        };
+        assert_eq!(client.get(get).await.expect_err("expired").code(), tonic::Code::NotFound);
+    });
+}
+
+#[test]
+fn entries_expire_on_etcd() {
+    let server = bosun_testkit::etcd::EtcdServer::start();
+    let endpoints: Vec<String> =
+        server.endpoints().iter().map(|e| e.trim_start_matches("http://").to_owned()).collect();
+    expires_on(&format!("etcd://{}/metadata-test", endpoints.join(",")));
+}
+
+#[test]
+fn entries_expire_on_postgres() {
+    let server = bosun_testkit::postgres::PostgresServer::start();
+    expires_on(&server.url());
+}
