@@ -128,6 +128,14 @@ impl MetadataCentre {
         if interfaces.is_empty() {
             return Err(MetadataError::invalid(interfaces_field, "must name at least one interface"));
         }
+        // One transaction writes them all.
+        let most = bosun_store::validate::MAX_TXN_OPS;
+        if interfaces.len() > most {
+            return Err(MetadataError::invalid(
+                interfaces_field,
+                format!("names {} interfaces; at most {most} per request", interfaces.len()),
+            ));
+        }
         let entries = interfaces
             .iter()
             .enumerate()

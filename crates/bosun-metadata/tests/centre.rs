@@ -167,3 +167,15 @@ async fn mappings_and_definitions_share_the_application_lease() {
     assert!(definitions.get(get).await.unwrap().into_inner().service_definition.contains("canonicalName"));
     assert_eq!(bosun_metadata::listing::list_definitions(centre.store().as_ref()).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_mapping_request_fits_one_transaction() {
+    let (_, centre) = serve(short()).await;
+    let most = bosun_store::validate::MAX_TXN_OPS;
+    let interfaces: Vec<String> = (0..most).map(|i| format!("org.example.I{i}")).collect();
+    centre.register_mapping("dev", "shop", &interfaces, "interface_names").await.expect("the most allowed");
+    assert_eq!(centre.get_mapping("dev", "org.example.I7").await.unwrap(), ["shop"]);
+    let too_many: Vec<String> = (0..=most).map(|i| format!("org.example.I{i}")).collect();
+    let err = centre.register_mapping("dev", "shop", &too_many, "interface_names").await.unwrap_err().to_string();
+    assert!(err.starts_with(&format!("interface_names: names {} interfaces; at most {most}", most + 1)), "{err}");
+}

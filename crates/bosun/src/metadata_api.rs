@@ -136,6 +136,6 @@ fn api_error(error: MetadataError) -> ApiError {
         MetadataError::InvalidArgument { field, reason } => {
             bosun_store::StoreError::InvalidArgument { field, reason }.into()
         }
-        MetadataError::NotFound(message) => bosun_store::StoreError::Internal(message).into(),
+        MetadataError::NotFound(message) => ApiError::new(axum::http::StatusCode::NOT_FOUND, message),
     }
 }
