@@ -6,9 +6,11 @@
 //! endpoints of one cluster, or with `--change cluster` the cluster itself) and measures the
 //! fan-out to every client and the bytes each received for it. It reports convergence and
 //! fan-out percentiles, update bytes per client, and the server's RSS and CPU.
+//! `store` benchmarks a store backend; `metadata` the service metadata centre of `bosun serve`.
 
 mod client;
 mod delta_client;
+mod metadata;
 mod proc_stats;
 mod server;
 mod store;
@@ -51,6 +53,9 @@ enum Command {
     },
     /// Benchmark a store backend: writes per second and watch latency.
     Store(store::StoreArgs),
+    /// Benchmark the metadata centre of a real `bosun serve`: N applications publishing and
+    /// heartbeating.
+    Metadata(metadata::MetadataArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +92,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(server::run(addr, clusters, listeners, change))
         }
         Some(Command::Store(args)) => runtime.block_on(store::run(args)),
+        Some(Command::Metadata(args)) => runtime.block_on(metadata::run(args)),
         None => runtime.block_on(bench(cli.run)),
     }
 }

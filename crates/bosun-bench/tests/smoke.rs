@@ -39,3 +39,21 @@ fn store_benchmark_runs_on_the_embedded_store() {
     }
     assert!(stdout.contains("for 620 keys"), "every key written is listed: {stdout}");
 }
+
+#[test]
+fn metadata_benchmark_publishes_and_heartbeats() {
+    // The benchmark drives a real `bosun serve`, found next to bosun-bench.
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "bosun", "--bin", "bosun"])
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building bosun failed");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bosun-bench"))
+        .args(["metadata", "--apps", "50", "--ttl-secs", "3", "--heartbeat-secs", "1", "--duration-secs", "4"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("publish    100 RPCs"), "{stdout}");
+    assert!(stdout.contains("entries    50/50 present"), "{stdout}");
+}

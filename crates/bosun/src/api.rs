@@ -7,6 +7,9 @@
 //! - `POST /api/v1/apply` with `{"documents": [...]}`: validates every document, then writes all
 //!   of them in one transaction, or nothing.
 //!
+//! - `GET /api/v1/metadata`, `/api/v1/servicedefinitions`, `/api/v1/mappings`: the metadata
+//!   centre's entries (see `metadata_api`).
+//!
 //! Errors are JSON: `{"error": {"status", "reason", "message", "details": [{"field", "reason"}]}}`.
 //! When a token is configured, every write needs `Authorization: Bearer <token>`.
 
@@ -53,6 +56,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/resources/{kind}", get(list_kind))
         .route("/api/v1/resources/{kind}/{namespace}", get(list_namespace))
         .route("/api/v1/resources/{kind}/{namespace}/{*name}", get(get_one).put(put_one).delete(delete_one))
+        .merge(crate::metadata_api::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -85,7 +89,7 @@ impl From<ApiError> for tonic::Status {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self { status, message: message.into(), details: Vec::new() }
     }
 

@@ -42,7 +42,7 @@ pub struct ApplyArgs {
 pub struct GetArgs {
     /// The kind: Cluster, ClusterLoadAssignment (endpoints), Listener, RouteConfiguration
     /// (routes), ..., RateLimitStrategy (rls), FaultToleranceRule (ftr), TrafficRouter (tr), ...,
-    /// in any case, or plural.
+    /// in any case, or plural; or metadata, servicedefinitions, mappings (the metadata centre's).
     pub kind: String,
     /// One document's name; without it, a list.
     pub name: Option<String>,
@@ -130,7 +130,7 @@ impl Client {
 }
 
 /// Percent-encodes one path segment.
-fn segment(s: &str) -> String {
+pub(crate) fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -215,6 +215,10 @@ fn read_documents(paths: &[PathBuf]) -> anyhow::Result<Vec<(Json, Location)>> {
 /// `bosun get KIND [NAME]`.
 pub async fn get(connection: &Connection, args: &GetArgs) -> anyhow::Result<()> {
     let client = Client::new(connection)?;
+    if let Some(listing) = crate::metadata_api::Listing::of_kind(&args.kind) {
+        let answer = client.send(reqwest::Method::GET, &listing.path(args.namespace.as_deref()), None).await?;
+        return listing.print(&answer, args.output);
+    }
     let kind = segment(&args.kind);
     let items: Vec<Json> = match &args.name {
         Some(name) => {

@@ -45,6 +45,13 @@ pub struct ServeArgs {
     pub plugin_dir: Option<PathBuf>,
     #[command(flatten)]
     pub listen: crate::listen::ListenArgs,
+    /// How long published service metadata, definitions and mappings live without a publish or a
+    /// heartbeat of their application, in seconds [default: 90].
+    #[arg(long, value_name = "SECONDS")]
+    pub metadata_ttl: Option<u64>,
+    /// Largest metadata_info or service_definition accepted, in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    pub metadata_max_bytes: Option<usize>,
 }
 
 /// How logs are written.
@@ -251,6 +258,8 @@ pub struct ServeConfig {
     pub xds: crate::listen::XdsPortConfig,
     /// TLS and limits of the admin port.
     pub admin: crate::listen::PortConfig,
+    /// How the service metadata centre holds entries.
+    pub metadata: bosun_metadata::MetadataConfig,
 }
 
 /// Which store `bosun serve` uses.
@@ -370,6 +379,7 @@ impl ServeConfig {
                 ),
             }
         }
+        let metadata = metadata_config(&args)?;
         let (xds, admin) = crate::listen::resolve(args.listen, file.xds, file.admin, &relative_to_file)?;
         Ok(Self {
             xds_addr: args.xds_addr.or(file.xds_addr).unwrap_or_else(|| DEFAULT_XDS_ADDR.into()),
@@ -386,8 +396,23 @@ impl ServeConfig {
             plugin_build_dir,
             xds,
             admin,
+            metadata,
         })
     }
+}
+
+fn metadata_config(args: &ServeArgs) -> anyhow::Result<bosun_metadata::MetadataConfig> {
+    let mut config = bosun_metadata::MetadataConfig::default();
+    if let Some(seconds) = args.metadata_ttl {
+        anyhow::ensure!(seconds >= 1, "--metadata-ttl: must be at least 1 second");
+        config.ttl = std::time::Duration::from_secs(seconds);
+    }
+    if let Some(bytes) = args.metadata_max_bytes {
+        let limit = bosun_store::validate::MAX_VALUE_BYTES;
+        anyhow::ensure!((1..=limit).contains(&bytes), "--metadata-max-bytes: must be 1 to {limit} (the store's limit)");
+        config.max_value_bytes = bytes;
+    }
+    Ok(config)
 }
 
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {

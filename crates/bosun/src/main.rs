@@ -7,6 +7,7 @@ mod config;
 mod directory;
 mod documents;
 mod listen;
+mod metadata_api;
 mod plugins;
 mod proxy_status;
 mod resources;

@@ -79,6 +79,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
 
     let (xds_incoming, admin_incoming) =
         listen::accept_both(xds_listener, admin_listener, &config, &mut registry, &shutdown_rx)?;
+    let metadata = Arc::new(bosun_metadata::MetadataCentre::new(store.clone(), config.metadata));
     let server = XdsServer::builder(source.clone())
         .observer(xds_status.clone())
         .control_plane_id("bosun")
@@ -88,7 +89,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .http2_keepalive_interval(Some(config.xds.keepalive_interval))
         .http2_keepalive_timeout(Some(config.xds.keepalive_timeout))
         .max_concurrent_streams(Some(config.xds.max_streams_per_connection))
-        .add_routes(server.routes())
+        .add_routes(bosun_metadata::grpc::add_services(server.routes(), metadata.clone()))
         .add_service(CsdsService::new(xds_status.tracker()).into_server())
         .serve_with_incoming_shutdown(xds_incoming.into_stream(), wait_for(shutdown_rx.clone()));
 

@@ -6,6 +6,8 @@
 //! A set of resources that fails the consistency check changes nothing that is served, and
 //! `/status` says why.
 //!
+//! The metadata centre's interface mappings (`bosun_metadata::ads`) are served to every node.
+//!
 //! Governance documents and Services are translated into Envoy resources per namespace
 //! ([`governance`]) and served with the namespace's Envoy documents; a raw Envoy document of the
 //! same type and name as a translated resource wins. Each governance document's status is in
@@ -221,11 +223,13 @@ struct StoreResources {
     /// Keys whose stored document failed to transcode, with why.
     broken: BTreeMap<Key, String>,
     governance: Governance,
+    /// The metadata centre's interface mappings, served to every node.
+    mappings: bosun_metadata::ads::MappingIndex,
 }
 
 impl StoreResources {
     fn put(&mut self, kv: &bosun_store::KeyValue) {
-        if self.governance.put(kv) {
+        if self.mappings.put(&kv.key) || self.governance.put(kv) {
             return;
         }
         match documents::resource_of(kv) {
@@ -242,7 +246,7 @@ impl StoreResources {
     }
 
     fn delete(&mut self, key: &Key) {
-        if self.governance.delete(key) {
+        if self.mappings.delete(key) || self.governance.delete(key) {
             return;
         }
         self.resources.remove(key);
@@ -270,6 +274,12 @@ impl StoreResources {
                 loaded.groups.insert(namespace.to_owned(), resources);
             }
         }
+        // Common resources reach every node cluster.
+        loaded.common.extend(
+            self.mappings
+                .resources()
+                .map(|(name, value)| Resource::from_encoded(bosun_metadata::ads::MAPPING_TYPE_URL, name, value.into())),
+        );
         loaded
     }
 
@@ -313,15 +323,17 @@ async fn follow_once(store: &Arc<dyn Store>, source: &SnapshotSource) -> StoreEr
     // Each kind is read at its own revision; the watch starts after the earliest, and skips
     // for each kind what its list already showed.
     let mut listed_at: BTreeMap<String, Revision> = BTreeMap::new();
-    for kind in DocKind::known() {
-        let prefix = match Prefix::kind(kind.name()) {
+    let kinds = DocKind::known();
+    let kinds = kinds.iter().map(DocKind::name).chain([bosun_metadata::keys::MAPPING_KIND]);
+    for kind in kinds {
+        let prefix = match Prefix::kind(kind) {
             Ok(p) => p,
             Err(e) => return e,
         };
         match store.list_all(&prefix, &Selector::everything()).await {
             Ok(page) => {
                 revision = revision.min(page.revision);
-                listed_at.insert(kind.name().to_owned(), page.revision);
+                listed_at.insert(kind.to_owned(), page.revision);
                 page.items.iter().for_each(|kv| current.put(kv));
             }
             Err(e) => return e,
@@ -359,7 +371,7 @@ async fn follow_once(store: &Arc<dyn Store>, source: &SnapshotSource) -> StoreEr
             for event in &batch.events {
                 revision = revision.max(event.revision());
                 let kind = event.key().kind();
-                if DocKind::of_store_kind(kind).is_none()
+                if (DocKind::of_store_kind(kind).is_none() && kind != bosun_metadata::keys::MAPPING_KIND)
                     || listed_at.get(kind).is_some_and(|&listed| event.revision() <= listed)
                 {
                     continue;
