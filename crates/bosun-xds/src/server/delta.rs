@@ -93,6 +93,9 @@ struct TypeState {
     answered: bool,
     /// The subscription or the resources changed since the difference was last computed.
     dirty: bool,
+    /// The digest of the set the difference was last computed against, if the subscription
+    /// did not change since: then only the names that changed between the sets need a look.
+    diffed: Option<u64>,
     /// The last response sent and not yet answered: its nonce and system version.
     outstanding: Option<(String, String)>,
 }
@@ -108,6 +111,7 @@ impl TypeState {
             requested: false,
             answered: false,
             dirty: true,
+            diffed: None,
             outstanding: None,
         }
     }
@@ -120,6 +124,7 @@ impl TypeState {
             // An ACK or NACK and nothing else: what the client subscribes to is unchanged.
             return;
         }
+        self.diffed = None;
         if first {
             // Reconnecting: what the client already has need not be sent again.
             for (name, version) in &req.initial_resource_versions {
@@ -161,6 +166,10 @@ impl TypeState {
     /// The difference between what the client holds and what it subscribes to. The client is
     /// assumed to hold what is sent from now on.
     fn diff(&mut self, set: &TypeResources) -> Diff {
+        let previous = self.diffed.replace(set.digest());
+        if let Some(changed) = previous.and_then(|p| set.changed_since(p)) {
+            return self.diff_names(set, changed);
+        }
         let mut diff = Diff::default();
         if self.wildcard && self.held.is_empty() {
             // A fresh wildcard subscriber: the body built once for all of them.
@@ -200,11 +209,38 @@ impl TypeState {
         diff
     }
 
+    /// The difference restricted to `changed`, the names whose resource changed since the last
+    /// difference (the subscription did not): the cost of an update follows what changed.
+    fn diff_names(&mut self, set: &TypeResources, changed: &[Arc<str>]) -> Diff {
+        let mut diff = Diff::default();
+        for name in changed {
+            let explicit = self.names.contains(name);
+            if !(self.wildcard || explicit) {
+                continue;
+            }
+            match set.get(name) {
+                Some(r) => diff.add_if_changed(&mut self.held, r),
+                None if explicit => {
+                    if self.held.insert(name.clone(), Held::Absent) != Some(Held::Absent) {
+                        diff.removed.push(name.clone());
+                    }
+                }
+                None => {
+                    if self.held.remove(name).is_some_and(|h| h != Held::Absent) {
+                        diff.removed.push(name.clone());
+                    }
+                }
+            }
+        }
+        diff
+    }
+
     /// Makes the next response send `name` again even if the client holds its version.
     fn resend(&mut self, name: &str) {
         if self.held.get(name).is_some_and(|h| *h != Held::Absent) {
             self.held.remove(name);
             self.dirty = true;
+            self.diffed = None;
         }
     }
 }
