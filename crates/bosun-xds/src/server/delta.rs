@@ -96,6 +96,8 @@ struct TypeState {
     /// The digest of the set the difference was last computed against, if the subscription
     /// did not change since: then only the names that changed between the sets need a look.
     diffed: Option<u64>,
+    /// Names to send again on the next difference even if the client holds their version.
+    resend: Vec<Arc<str>>,
     /// The last response sent and not yet answered: its nonce and system version.
     outstanding: Option<(String, String)>,
 }
@@ -112,6 +114,7 @@ impl TypeState {
             answered: false,
             dirty: true,
             diffed: None,
+            resend: Vec::new(),
             outstanding: None,
         }
     }
@@ -167,8 +170,13 @@ impl TypeState {
     /// assumed to hold what is sent from now on.
     fn diff(&mut self, set: &TypeResources) -> Diff {
         let previous = self.diffed.replace(set.digest());
+        let resend = std::mem::take(&mut self.resend);
+        if previous == Some(set.digest()) {
+            // The same content as last time: only what must be sent again.
+            return self.diff_names(set, resend.iter());
+        }
         if let Some(changed) = previous.and_then(|p| set.changed_since(p)) {
-            return self.diff_names(set, changed);
+            return self.diff_names(set, changed.iter().chain(&resend));
         }
         let mut diff = Diff::default();
         if self.wildcard && self.held.is_empty() {
@@ -211,7 +219,7 @@ impl TypeState {
 
     /// The difference restricted to `changed`, the names whose resource changed since the last
     /// difference (the subscription did not): the cost of an update follows what changed.
-    fn diff_names(&mut self, set: &TypeResources, changed: &[Arc<str>]) -> Diff {
+    fn diff_names<'a>(&mut self, set: &TypeResources, changed: impl Iterator<Item = &'a Arc<str>>) -> Diff {
         let mut diff = Diff::default();
         for name in changed {
             let explicit = self.names.contains(name);
@@ -237,10 +245,13 @@ impl TypeState {
 
     /// Makes the next response send `name` again even if the client holds its version.
     fn resend(&mut self, name: &str) {
-        if self.held.get(name).is_some_and(|h| *h != Held::Absent) {
-            self.held.remove(name);
-            self.dirty = true;
-            self.diffed = None;
+        if let Some((name, held)) = self.held.remove_entry(name) {
+            if held == Held::Absent {
+                self.held.insert(name, held);
+            } else {
+                self.resend.push(name);
+                self.dirty = true;
+            }
         }
     }
 }
