@@ -223,6 +223,23 @@ mod tests {
     }
 
     #[test]
+    fn a_new_set_knows_which_names_changed_from_the_one_it_replaced() {
+        let cache = SnapshotCache::default();
+        let cluster = |name: &str, stat: &str| {
+            Resource::new(&Cluster { name: name.into(), alt_stat_name: stat.into(), ..Default::default() })
+        };
+        cache.set_snapshot("n", Snapshot::new([cluster("a", ""), cluster("b", ""), cluster("c", "")])).expect("set");
+        let first = cache.snapshot("n").and_then(|s| s.resources(type_url::CLUSTER).cloned()).expect("clusters");
+        cache.set_snapshot("n", Snapshot::new([cluster("a", ""), cluster("b", "2"), cluster("d", "")])).expect("set");
+        let second = cache.snapshot("n").and_then(|s| s.resources(type_url::CLUSTER).cloned()).expect("clusters");
+        let mut changed: Vec<&str> =
+            second.changed_since(first.digest()).expect("replaced first").iter().map(|n| &**n).collect();
+        changed.sort();
+        assert_eq!(changed, ["b", "c", "d"]);
+        assert!(second.changed_since(second.digest()).is_none(), "only relative to the set it replaced");
+    }
+
+    #[test]
     fn groups_are_separate() {
         let cache = SnapshotCache::new(ByNodeCluster);
         let a = Node { id: "1".into(), cluster: "a".into(), ..Default::default() };

@@ -28,6 +28,10 @@ pub struct TypeResources {
     all_delta_entries: OnceLock<Bytes>,
     /// For a set of clusters: each EDS cluster's endpoints name, decoded on first use.
     eds_names: OnceLock<HashMap<Arc<str>, String>>,
+    /// The digest of the set this one replaced in its group, and the names whose resource
+    /// differs between the two (changed, added or removed): what a delta stream that had the
+    /// previous set needs to look at.
+    changes: Option<(u64, Vec<Arc<str>>)>,
     created: Instant,
 }
 
@@ -56,6 +60,7 @@ impl TypeResources {
             all_entries: body.freeze(),
             all_delta_entries: OnceLock::new(),
             eds_names: OnceLock::new(),
+            changes: None,
             created: Instant::now(),
         }
     }
@@ -101,6 +106,27 @@ impl TypeResources {
 
     pub(crate) fn all_entries(&self) -> &Bytes {
         &self.all_entries
+    }
+
+    /// The names whose resource differs from the set with digest `previous`, if this set is
+    /// known to have replaced that one.
+    pub(crate) fn changed_since(&self, previous: u64) -> Option<&[Arc<str>]> {
+        match &self.changes {
+            Some((digest, names)) if *digest == previous => Some(names),
+            _ => None,
+        }
+    }
+
+    /// Records that this set replaces `old`, with the names that differ.
+    fn record_changes_from(&mut self, old: &TypeResources) {
+        let mut names: Vec<Arc<str>> = self
+            .resources
+            .iter()
+            .filter(|(name, r)| old.get(name).map(Resource::name_version_digest) != Some(r.name_version_digest()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.extend(old.resources.keys().filter(|name| !self.resources.contains_key(*name)).cloned());
+        self.changes = Some((old.digest, names));
     }
 
     /// For a set of clusters: the name of the endpoints (EDS) the cluster `name` uses, if it is an
@@ -204,8 +230,11 @@ impl Snapshot {
     /// their identity (and their already-built bodies) across snapshot versions.
     pub(crate) fn reuse_unchanged(&mut self, previous: &Snapshot) {
         for (url, set) in self.types.iter_mut() {
-            if let Some(old) = previous.types.get(url).filter(|old| old.version == set.version) {
+            let Some(old) = previous.types.get(url) else { continue };
+            if old.version == set.version {
                 *set = old.clone();
+            } else if let Some(set) = Arc::get_mut(set) {
+                set.record_changes_from(old);
             }
         }
     }

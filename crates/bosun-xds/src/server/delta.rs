@@ -93,6 +93,11 @@ struct TypeState {
     answered: bool,
     /// The subscription or the resources changed since the difference was last computed.
     dirty: bool,
+    /// The digest of the set the difference was last computed against, if the subscription
+    /// did not change since: then only the names that changed between the sets need a look.
+    diffed: Option<u64>,
+    /// Names to send again on the next difference even if the client holds their version.
+    resend: Vec<Arc<str>>,
     /// The last response sent and not yet answered: its nonce and system version.
     outstanding: Option<(String, String)>,
 }
@@ -108,6 +113,8 @@ impl TypeState {
             requested: false,
             answered: false,
             dirty: true,
+            diffed: None,
+            resend: Vec::new(),
             outstanding: None,
         }
     }
@@ -120,6 +127,7 @@ impl TypeState {
             // An ACK or NACK and nothing else: what the client subscribes to is unchanged.
             return;
         }
+        self.diffed = None;
         if first {
             // Reconnecting: what the client already has need not be sent again.
             for (name, version) in &req.initial_resource_versions {
@@ -161,6 +169,15 @@ impl TypeState {
     /// The difference between what the client holds and what it subscribes to. The client is
     /// assumed to hold what is sent from now on.
     fn diff(&mut self, set: &TypeResources) -> Diff {
+        let previous = self.diffed.replace(set.digest());
+        let resend = std::mem::take(&mut self.resend);
+        if previous == Some(set.digest()) {
+            // The same content as last time: only what must be sent again.
+            return self.diff_names(set, resend.iter());
+        }
+        if let Some(changed) = previous.and_then(|p| set.changed_since(p)) {
+            return self.diff_names(set, changed.iter().chain(&resend));
+        }
         let mut diff = Diff::default();
         if self.wildcard && self.held.is_empty() {
             // A fresh wildcard subscriber: the body built once for all of them.
@@ -200,11 +217,41 @@ impl TypeState {
         diff
     }
 
+    /// The difference restricted to `changed`, the names whose resource changed since the last
+    /// difference (the subscription did not): the cost of an update follows what changed.
+    fn diff_names<'a>(&mut self, set: &TypeResources, changed: impl Iterator<Item = &'a Arc<str>>) -> Diff {
+        let mut diff = Diff::default();
+        for name in changed {
+            let explicit = self.names.contains(name);
+            if !(self.wildcard || explicit) {
+                continue;
+            }
+            match set.get(name) {
+                Some(r) => diff.add_if_changed(&mut self.held, r),
+                None if explicit => {
+                    if self.held.insert(name.clone(), Held::Absent) != Some(Held::Absent) {
+                        diff.removed.push(name.clone());
+                    }
+                }
+                None => {
+                    if self.held.remove(name).is_some_and(|h| h != Held::Absent) {
+                        diff.removed.push(name.clone());
+                    }
+                }
+            }
+        }
+        diff
+    }
+
     /// Makes the next response send `name` again even if the client holds its version.
     fn resend(&mut self, name: &str) {
-        if self.held.get(name).is_some_and(|h| *h != Held::Absent) {
-            self.held.remove(name);
-            self.dirty = true;
+        if let Some((name, held)) = self.held.remove_entry(name) {
+            if held == Held::Absent {
+                self.held.insert(name, held);
+            } else {
+                self.resend.push(name);
+                self.dirty = true;
+            }
         }
     }
 }
