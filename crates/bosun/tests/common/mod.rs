@@ -302,13 +302,19 @@ pub fn write_atomic(path: &Path, text: &str) {
 }
 
 /// The binary `name` of the workspace package `package` (an example plugin), next to
-/// `bosun`: built (or found up to date) by cargo, once per test process.
+/// `bosun`. `cargo test --workspace` builds it; a narrower run that finds it missing or older
+/// than its package's sources builds it here (once per test process).
 pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let bosun = PathBuf::from(env!("CARGO_BIN_EXE_bosun"));
     let path = bosun.with_file_name(name);
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if !built.iter().any(|b| b == name) {
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(package);
+    let stale = match std::fs::metadata(&path).and_then(|m| m.modified()) {
+        Ok(binary) => newest(&sources).is_some_and(|source| source > binary),
+        Err(_) => true,
+    };
+    if stale && !built.iter().any(|b| b == name) {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--locked", "-p", package, "--bin", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -318,6 +324,17 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
         built.push(name.to_owned());
     }
     path
+}
+
+/// The latest modification time of the files under `dir`.
+fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut latest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() { newest(&path) } else { entry.metadata().and_then(|m| m.modified()).ok() };
+        latest = latest.max(time);
+    }
+    latest
 }
 
 /// Whether a process with this pid exists.
