@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -50,6 +51,44 @@ pub(crate) struct Shared {
     next_stream: AtomicU64,
     legacy_wildcard: HashSet<String>,
     control_plane_id: String,
+}
+
+/// The most resource types one stream may subscribe to. Each holds a watch in the cache: a
+/// bound keeps a client that sends made-up type URLs from growing the server without limit.
+const MAX_TYPES_PER_STREAM: usize = 32;
+
+/// What SotW and Delta streams do first with every request: take the node from the first
+/// one, and check the type URL against the stream's (`fixed`: a per-type stream's).
+pub(crate) fn check_request<'a>(
+    shared: &Shared,
+    id: StreamId,
+    node: &mut Option<Node>,
+    request_node: Option<&Node>,
+    fixed: Option<&'static str>,
+    type_url: &'a str,
+) -> Result<&'a str, Status> {
+    if node.is_none() {
+        let first = request_node
+            .ok_or_else(|| Status::invalid_argument("node: the first request of a stream must carry the node"))?;
+        shared.observer.stream_opened(id, first);
+        *node = Some(first.clone());
+    }
+    match fixed {
+        Some(fixed) if type_url.is_empty() || type_url == fixed => Ok(fixed),
+        Some(fixed) => Err(Status::invalid_argument(format!("type_url: {type_url:?} on a stream for {fixed:?}"))),
+        None if type_url.is_empty() => Err(Status::invalid_argument("type_url: ADS requests must carry a type URL")),
+        None => Ok(type_url),
+    }
+}
+
+/// Refuses one more type on a stream that has [`MAX_TYPES_PER_STREAM`].
+pub(crate) fn check_type_count(types: usize) -> Result<(), Status> {
+    if types >= MAX_TYPES_PER_STREAM {
+        return Err(Status::resource_exhausted(format!(
+            "type_url: a stream may subscribe to at most {MAX_TYPES_PER_STREAM} types"
+        )));
+    }
+    Ok(())
 }
 
 impl Shared {

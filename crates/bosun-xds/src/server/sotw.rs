@@ -26,10 +26,6 @@ use crate::snapshot::TypeResources;
 
 type Change = Option<Arc<TypeResources>>;
 
-/// Each type a stream subscribes to holds a watch in the cache: a bound keeps a client that
-/// sends made-up type URLs from growing the server without limit.
-const MAX_TYPES_PER_STREAM: usize = 32;
-
 /// Per-type state of a stream.
 struct TypeState {
     type_url: Arc<str>,
@@ -149,36 +145,19 @@ impl SotwStream {
     }
 
     fn on_request(&mut self, req: DiscoveryRequest) -> Result<(), Status> {
-        if self.node.is_none() {
-            let node = req
-                .node
-                .clone()
-                .ok_or_else(|| Status::invalid_argument("node: the first request of a stream must carry the node"))?;
-            self.shared.observer.stream_opened(self.id, &node);
-            self.node = Some(node);
-        }
-        let type_url = match self.fixed_type {
-            Some(fixed) if req.type_url.is_empty() || req.type_url == fixed => fixed,
-            Some(fixed) => {
-                return Err(Status::invalid_argument(format!(
-                    "type_url: {:?} on a stream for {fixed:?}",
-                    req.type_url
-                )));
-            }
-            None if req.type_url.is_empty() => {
-                return Err(Status::invalid_argument("type_url: ADS requests must carry a type URL"));
-            }
-            None => req.type_url.as_str(),
-        };
+        let type_url = super::check_request(
+            &self.shared,
+            self.id,
+            &mut self.node,
+            req.node.as_ref(),
+            self.fixed_type,
+            &req.type_url,
+        )?;
         self.shared.observer.request(self.id, type_url, &req.resource_names);
         let idx = match self.types.iter().position(|t| &*t.type_url == type_url) {
             Some(idx) => idx,
-            None if self.types.len() >= MAX_TYPES_PER_STREAM => {
-                return Err(Status::resource_exhausted(format!(
-                    "type_url: a stream may subscribe to at most {MAX_TYPES_PER_STREAM} types"
-                )));
-            }
             None => {
+                super::check_type_count(self.types.len())?;
                 let rx = match &self.node {
                     Some(node) => self.shared.cache.watch(node, type_url),
                     None => return Err(Status::internal("stream has no node")),
