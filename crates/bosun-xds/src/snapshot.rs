@@ -85,6 +85,14 @@ impl TypeResources {
         self.resources.values()
     }
 
+    /// The resources whose name starts with `prefix`, ordered by name.
+    pub(crate) fn with_prefix<'a, 'p>(&'a self, prefix: &'p str) -> impl Iterator<Item = &'a Resource> + use<'a, 'p> {
+        self.resources
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(move |(name, _)| name.starts_with(prefix))
+            .map(|(_, r)| r)
+    }
+
     /// Number of resources.
     pub fn len(&self) -> usize {
         self.resources.len()

@@ -5,15 +5,17 @@ mod common;
 
 use std::collections::HashMap;
 
-use bosun_xds::type_url::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use bosun_xds::type_url::{CLUSTER, ENDPOINT, LISTENER, ROUTE, VIRTUAL_HOST};
 use bosun_xds::{Resource, Snapshot};
 use common::*;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::route::v3::VirtualHost;
 use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_client::ClusterDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
 use envoy_types::pb::envoy::service::endpoint::v3::endpoint_discovery_service_client::EndpointDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::route::v3::virtual_host_discovery_service_client::VirtualHostDiscoveryServiceClient;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use prost::Message;
 use tokio::sync::mpsc;
@@ -32,6 +34,7 @@ enum Kind {
     Ads,
     Cds,
     Eds,
+    Vhds,
 }
 
 impl DeltaStream {
@@ -44,6 +47,7 @@ impl DeltaStream {
                 Kind::Ads => AggregatedDiscoveryServiceClient::new(channel).delta_aggregated_resources(rx).await,
                 Kind::Cds => ClusterDiscoveryServiceClient::new(channel).delta_clusters(rx).await,
                 Kind::Eds => EndpointDiscoveryServiceClient::new(channel).delta_endpoints(rx).await,
+                Kind::Vhds => VirtualHostDiscoveryServiceClient::new(channel).delta_virtual_hosts(rx).await,
             }
         };
         let responses =
@@ -415,5 +419,164 @@ async fn delta_ads_resends_the_endpoints_of_an_updated_cluster() {
     ads.ack(&eds).await;
     ads.expect_quiet().await;
     drop(ads);
+    server.shutdown().await;
+}
+
+const XDSTP_CLUSTERS: &str = "xdstp://bosun.test/envoy.config.cluster.v3.Cluster";
+
+/// Sets plain (STATIC) clusters named `names` for node `n1`.
+fn set_plain_clusters(server: &TestServer, names: &[String]) {
+    let rs = names.iter().map(|n| Resource::new(&Cluster { name: n.clone(), ..Default::default() }));
+    server.cache.set_snapshot("n1", Snapshot::new(rs)).expect("consistent");
+}
+
+#[tokio::test]
+async fn xdstp_glob_collections_follow_their_members() {
+    let server = TestServer::start().await;
+    let team = |id: &str| format!("{XDSTP_CLUSTERS}/team/{id}");
+    let mut names = vec![
+        team("a"),
+        team("b"),
+        team("c?shard=2&zone=z1"),
+        format!("{XDSTP_CLUSTERS}/team/nested/d"),
+        format!("{XDSTP_CLUSTERS}/other/e"),
+        "plain".to_owned(),
+    ];
+    set_plain_clusters(&server, &names);
+    let mut cds = DeltaStream::open(&server, "n1", Kind::Cds).await;
+    let glob = format!("{XDSTP_CLUSTERS}/team/*");
+    cds.request(CLUSTER, &[&glob], &[], "").await;
+    let first = cds.recv().await;
+    assert_eq!(sent(&first), [team("a"), team("b")], "direct members without context parameters");
+    assert!(first.removed_resources.is_empty(), "a glob is not a resource: never reported removed");
+    cds.ack(&first).await;
+
+    // The same collection with context parameters, given in another order.
+    let with_params = format!("{XDSTP_CLUSTERS}/team/*?zone=z1&shard=2");
+    cds.request(CLUSTER, &[&with_params], &[], "").await;
+    let params = cds.recv().await;
+    assert_eq!(sent(&params), [team("c?shard=2&zone=z1")]);
+    cds.ack(&params).await;
+
+    // A member added: only it is sent. A member deleted: only its removal.
+    names.push(team("f"));
+    set_plain_clusters(&server, &names);
+    let added = cds.recv().await;
+    assert_eq!(sent(&added), [team("f")]);
+    assert!(added.removed_resources.is_empty());
+    cds.ack(&added).await;
+    names.retain(|n| *n != team("a"));
+    set_plain_clusters(&server, &names);
+    let deleted = cds.recv().await;
+    assert!(deleted.resources.is_empty());
+    assert_eq!(removed(&deleted), [team("a")]);
+    cds.ack(&deleted).await;
+
+    // A change outside the collections sends nothing; after unsubscribing, members are not sent.
+    names.push(format!("{XDSTP_CLUSTERS}/other/g"));
+    set_plain_clusters(&server, &names);
+    cds.expect_quiet().await;
+    cds.request(CLUSTER, &[], &[&glob, &with_params], "").await;
+    cds.expect_quiet().await;
+    names.push(team("h"));
+    set_plain_clusters(&server, &names);
+    cds.expect_quiet().await;
+    drop(cds);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn xdstp_names_match_whatever_the_order_of_their_context_parameters() {
+    let server = TestServer::start().await;
+    let canonical = format!("{XDSTP_CLUSTERS}/one?a=1&b=2");
+    set_plain_clusters(&server, std::slice::from_ref(&canonical));
+    let mut cds = DeltaStream::open(&server, "n1", Kind::Cds).await;
+    cds.request(CLUSTER, &[&format!("{XDSTP_CLUSTERS}/one?b=2&a=1")], &[], "").await;
+    let first = cds.recv().await;
+    assert_eq!(sent(&first), [canonical]);
+    drop(cds);
+    server.shutdown().await;
+}
+
+fn virtual_host(name: &str, domains: &[&str], cluster: &str) -> Resource {
+    let mut vh = route_config("unused", "unused", cluster).virtual_hosts.remove(0);
+    vh.name = name.into();
+    vh.domains = strings(domains);
+    Resource::new(&vh)
+}
+
+/// Entries of a VHDS response as (name, aliases, has a body).
+fn vhds_entries(resp: &DeltaDiscoveryResponse) -> Vec<(String, Vec<String>, bool)> {
+    let mut entries: Vec<_> = resp
+        .resources
+        .iter()
+        .map(|r| {
+            if let Some(any) = &r.resource {
+                assert_eq!(any.type_url, VIRTUAL_HOST);
+                let vh = VirtualHost::decode(any.value.as_slice()).expect("virtual host");
+                assert_eq!(vh.name, r.name);
+            }
+            (r.name.clone(), r.aliases.clone(), r.resource.is_some())
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+#[tokio::test]
+async fn vhds_resolves_aliases_on_demand() {
+    let server = TestServer::start().await;
+    let set = |vhs: Vec<Resource>| server.cache.set_snapshot("n1", Snapshot::new(vhs)).expect("consistent");
+    let app = virtual_host("local/app", &["app.test", "app.test:8080"], "c1");
+    let wild = virtual_host("local/wild", &["*.wild.test"], "c1");
+    set(vec![app.clone(), wild.clone(), virtual_host("elsewhere/app", &["app.test"], "c1")]);
+    let mut vhds = DeltaStream::open(&server, "n1", Kind::Vhds).await;
+
+    // Envoy first subscribes to its route configuration's name: nothing is sent by itself.
+    vhds.request(VIRTUAL_HOST, &["local"], &[], "").await;
+    let first = vhds.recv().await;
+    assert!(first.resources.is_empty() && first.removed_resources.is_empty(), "{first:?}");
+    vhds.ack(&first).await;
+
+    // A host it cannot route: the virtual host that serves it, with the alias asked for.
+    vhds.request(VIRTUAL_HOST, &["local/app.test:8080"], &[], "").await;
+    let found = vhds.recv().await;
+    assert_eq!(vhds_entries(&found), [("local/app".into(), vec!["local/app.test:8080".into()], true)]);
+    vhds.ack(&found).await;
+    vhds.request(VIRTUAL_HOST, &["local/x.wild.test"], &[], "").await;
+    let wildcard = vhds.recv().await;
+    assert_eq!(vhds_entries(&wildcard), [("local/wild".into(), vec!["local/x.wild.test".into()], true)]);
+    vhds.ack(&wildcard).await;
+
+    // A host nobody serves: an empty resource named after the alias, once.
+    vhds.request(VIRTUAL_HOST, &["local/late.test"], &[], "").await;
+    let missing = vhds.recv().await;
+    assert_eq!(vhds_entries(&missing), [("local/late.test".into(), vec!["local/late.test".into()], false)]);
+    vhds.ack(&missing).await;
+    vhds.expect_quiet().await;
+
+    // It arrives when a virtual host serves it; a resolved virtual host follows by name.
+    let late = virtual_host("local/late", &["late.test"], "c1");
+    let app2 = virtual_host("local/app", &["app.test", "app.test:8080", "app2.test"], "c1");
+    set(vec![app2.clone(), wild.clone(), late.clone()]);
+    let update = vhds.recv().await;
+    assert_eq!(
+        vhds_entries(&update),
+        [("local/app".into(), vec![], true), ("local/late".into(), vec!["local/late.test".into()], true)]
+    );
+    vhds.ack(&update).await;
+
+    // Deleting a resolved virtual host removes it by name.
+    set(vec![app2, late]);
+    let deletion = vhds.recv().await;
+    assert!(deletion.resources.is_empty());
+    assert_eq!(removed(&deletion), ["local/wild"]);
+    vhds.ack(&deletion).await;
+
+    // Asked again (Envoy re-requests on every miss): answered again even though it is held.
+    vhds.request(VIRTUAL_HOST, &["local/app.test:8080"], &[], "").await;
+    let again = vhds.recv().await;
+    assert_eq!(vhds_entries(&again), [("local/app".into(), vec!["local/app.test:8080".into()], true)]);
+    drop(vhds);
     server.shutdown().await;
 }

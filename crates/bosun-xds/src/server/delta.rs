@@ -24,6 +24,7 @@ use tokio_stream::wrappers::WatchStream;
 use tonic::{Status, Streaming};
 
 use super::Shared;
+use super::names::{Glob, canonical_name, resolve_vhds_alias, split_vhds_alias};
 use crate::codec::{EncodedMessage, len_field_size, put_len_field};
 use crate::observer::{ResponseEvent, SentResources, StreamId, Subscribed};
 use crate::resource::{Resource, push_priority, type_url};
@@ -77,8 +78,18 @@ struct TypeState {
     type_url: Arc<str>,
     /// Subscribed to every resource of the type.
     wildcard: bool,
-    /// Names subscribed explicitly (with or without the wildcard).
+    /// Names subscribed explicitly (with or without the wildcard), `xdstp://` ones canonical.
     names: HashSet<Arc<str>>,
+    /// `xdstp://` glob collections subscribed, by the name they were subscribed with: every
+    /// member is sent, as with the wildcard.
+    globs: Vec<(Arc<str>, Glob)>,
+    /// VHDS: the virtual-host type, where names are `<route configuration>/<host>` aliases.
+    vhds: bool,
+    /// VHDS: aliases subscribed and not yet resolved to a virtual host. One that resolves is
+    /// answered with the virtual host (its `aliases` naming the alias), and the virtual host's
+    /// own name is subscribed from then on; one that does not is answered once with an empty
+    /// resource named after it, and stays here until a virtual host serves it.
+    aliases: HashSet<Arc<str>>,
     /// The resources the cache holds for this node (`None`: no snapshot yet).
     current: Option<Arc<TypeResources>>,
     /// What the client holds, by name.
@@ -104,6 +115,9 @@ impl TypeState {
             type_url: type_url.into(),
             wildcard: false,
             names: HashSet::new(),
+            globs: Vec::new(),
+            vhds: type_url == type_url::VIRTUAL_HOST,
+            aliases: HashSet::new(),
             current,
             held: HashMap::new(),
             requested: false,
@@ -139,7 +153,24 @@ impl TypeState {
                 self.wildcard = true;
                 continue;
             }
-            let name: Arc<str> = name.as_str().into();
+            if let Some(glob) = Glob::parse(name) {
+                // Subscribed again: its members are sent again.
+                self.held.retain(|held, _| !glob.contains(held));
+                if !self.globs.iter().any(|(n, _)| **n == **name) {
+                    self.globs.push((name.as_str().into(), glob));
+                }
+                continue;
+            }
+            let name: Arc<str> = canonical_name(name).into();
+            if self.vhds {
+                // A route configuration's name alone subscribes to its namespace: virtual hosts
+                // are sent on demand, by alias, so it selects nothing by itself.
+                if split_vhds_alias(&name).is_some() {
+                    self.held.remove(&name);
+                    self.aliases.insert(name);
+                }
+                continue;
+            }
             // A name subscribed again is sent again even if unchanged (go-control-plane #431),
             // unless the client has just declared the version it holds.
             if !(first && req.initial_resource_versions.contains_key(&*name)) {
@@ -150,14 +181,21 @@ impl TypeState {
         for name in &req.resource_names_unsubscribe {
             if name == WILDCARD {
                 self.wildcard = false;
+            } else if Glob::parse(name).is_some() {
+                self.globs.retain(|(n, _)| **n != **name);
             } else {
-                self.names.remove(name.as_str());
+                let name = canonical_name(name);
+                self.names.remove(&*name);
+                self.aliases.remove(&*name);
             }
         }
         if !self.wildcard {
             // The client drops what it no longer subscribes to: it will need it sent again.
-            let names = &self.names;
-            self.held.retain(|name, _| names.contains(name));
+            let (names, aliases) = (&self.names, &self.aliases);
+            let globs = &self.globs;
+            self.held.retain(|name, _| {
+                names.contains(name) || aliases.contains(name) || globs.iter().any(|(_, g)| g.contains(name))
+            });
         }
         self.dirty = true;
     }
@@ -165,16 +203,21 @@ impl TypeState {
     /// The difference between what the client holds and what it subscribes to. The client is
     /// assumed to hold what is sent from now on.
     fn diff(&mut self, set: &TypeResources) -> Diff {
+        let mut diff = Diff::default();
+        if !self.aliases.is_empty() {
+            self.resolve_aliases(set, &mut diff);
+        }
         let previous = self.diffed.replace(set.digest());
         let resend = std::mem::take(&mut self.resend);
         if previous == Some(set.digest()) {
             // The same content as last time: only what must be sent again.
-            return self.diff_names(set, resend.iter());
+            self.diff_names(set, resend.iter(), &mut diff);
+            return diff;
         }
         if let Some(changed) = previous.and_then(|p| set.changed_since(p)) {
-            return self.diff_names(set, changed.iter().chain(&resend));
+            self.diff_names(set, changed.iter().chain(&resend), &mut diff);
+            return diff;
         }
-        let mut diff = Diff::default();
         if self.wildcard && self.held.is_empty() {
             // A fresh wildcard subscriber: the body built once for all of them.
             if !set.is_empty() {
@@ -187,6 +230,12 @@ impl TypeState {
         } else if self.wildcard {
             for r in set.iter() {
                 diff.add_if_changed(&mut self.held, r);
+            }
+        } else {
+            for (_, glob) in &self.globs {
+                for r in glob.members(set) {
+                    diff.add_if_changed(&mut self.held, r);
+                }
             }
         }
         for name in &self.names {
@@ -215,11 +264,10 @@ impl TypeState {
 
     /// The difference restricted to `changed`, the names whose resource changed since the last
     /// difference (the subscription did not): the cost of an update follows what changed.
-    fn diff_names<'a>(&mut self, set: &TypeResources, changed: impl Iterator<Item = &'a Arc<str>>) -> Diff {
-        let mut diff = Diff::default();
+    fn diff_names<'a>(&mut self, set: &TypeResources, changed: impl Iterator<Item = &'a Arc<str>>, diff: &mut Diff) {
         for name in changed {
             let explicit = self.names.contains(name);
-            if !(self.wildcard || explicit) {
+            if !(self.wildcard || explicit || self.globs.iter().any(|(_, g)| g.contains(name))) {
                 continue;
             }
             match set.get(name) {
@@ -236,7 +284,37 @@ impl TypeState {
                 }
             }
         }
-        diff
+    }
+
+    /// VHDS: answers the aliases not yet resolved. An alias that names a virtual host, or that
+    /// a virtual host of its route configuration serves, is answered with that virtual host and
+    /// its name is subscribed from then on (updates and removal follow it by name). One that
+    /// resolves to nothing is answered once with an empty resource named after it, as Envoy
+    /// expects, and waits for a virtual host that serves it.
+    fn resolve_aliases(&mut self, set: &TypeResources, diff: &mut Diff) {
+        let pending: Vec<Arc<str>> = self.aliases.iter().cloned().collect();
+        for alias in pending {
+            let found = set.get(&alias).or_else(|| {
+                let (route_config, host) = split_vhds_alias(&alias)?;
+                resolve_vhds_alias(set, route_config, host)
+            });
+            match found {
+                Some(r) => {
+                    self.aliases.remove(&alias);
+                    self.held.remove(&alias);
+                    self.held.insert(r.name_arc().clone(), Held::Version(r.name_version_digest()));
+                    self.names.insert(r.name_arc().clone());
+                    diff.chunks.push(alias_entry(r, &alias));
+                    diff.count += 1;
+                }
+                None => {
+                    if self.held.insert(alias.clone(), Held::Absent) != Some(Held::Absent) {
+                        diff.chunks.push(not_found_entry(&alias));
+                        diff.count += 1;
+                    }
+                }
+            }
+        }
     }
 
     /// Makes the next response send `name` again even if the client holds its version.
@@ -452,6 +530,36 @@ impl Drop for DeltaStream {
             self.shared.observer.stream_closed(self.id, None);
         }
     }
+}
+
+/// The `DeltaDiscoveryResponse.resources` entry of `r` answering the VHDS alias `alias`: the
+/// resource (version 1, resource 2, name 3) with `aliases` (4) naming the alias.
+fn alias_entry(r: &Resource, alias: &str) -> Bytes {
+    let any = r.sotw_entry();
+    let body_len = len_field_size(1, r.version().len())
+        + any.len()
+        + len_field_size(3, r.name().len())
+        + len_field_size(4, alias.len());
+    let mut entry = BytesMut::with_capacity(len_field_size(2, body_len));
+    prost::encoding::encode_key(2, prost::encoding::WireType::LengthDelimited, &mut entry);
+    prost::encoding::encode_varint(body_len as u64, &mut entry);
+    put_len_field(&mut entry, 1, r.version().as_bytes());
+    entry.extend_from_slice(any);
+    put_len_field(&mut entry, 3, r.name().as_bytes());
+    put_len_field(&mut entry, 4, alias.as_bytes());
+    entry.freeze()
+}
+
+/// The entry that tells a VHDS client no virtual host serves `alias`: a resource without a body
+/// whose name (3) and `aliases` (4) are the alias.
+fn not_found_entry(alias: &str) -> Bytes {
+    let body_len = len_field_size(3, alias.len()) + len_field_size(4, alias.len());
+    let mut entry = BytesMut::with_capacity(len_field_size(2, body_len));
+    prost::encoding::encode_key(2, prost::encoding::WireType::LengthDelimited, &mut entry);
+    prost::encoding::encode_varint(body_len as u64, &mut entry);
+    put_len_field(&mut entry, 3, alias.as_bytes());
+    put_len_field(&mut entry, 4, alias.as_bytes());
+    entry.freeze()
 }
 
 /// Encodes the per-stream fields of a `DeltaDiscoveryResponse`: system_version_info (1),

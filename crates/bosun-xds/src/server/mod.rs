@@ -2,6 +2,7 @@
 //! over one [`Cache`].
 
 mod delta;
+mod names;
 mod sotw;
 mod subscription;
 
