@@ -532,10 +532,12 @@ async fn vhds_resolves_aliases_on_demand() {
     set(vec![app.clone(), wild.clone(), virtual_host("elsewhere/app", &["app.test"], "c1")]);
     let mut vhds = DeltaStream::open(&server, "n1", Kind::Vhds).await;
 
-    // Envoy first subscribes to its route configuration's name: nothing is sent by itself.
+    // Envoy first subscribes to its route configuration's name: no virtual host is sent by
+    // itself; the name is answered "not found" so that Envoy's initial fetch completes.
     vhds.request(VIRTUAL_HOST, &["local"], &[], "").await;
     let first = vhds.recv().await;
-    assert!(first.resources.is_empty() && first.removed_resources.is_empty(), "{first:?}");
+    assert_eq!(vhds_entries(&first), [("local".into(), vec!["local".into()], false)]);
+    assert!(first.removed_resources.is_empty(), "{first:?}");
     vhds.ack(&first).await;
 
     // A host it cannot route: the virtual host that serves it, with the alias asked for.

@@ -90,6 +90,8 @@ struct TypeState {
     /// own name is subscribed from then on; one that does not is answered once with an empty
     /// resource named after it, and stays here until a virtual host serves it.
     aliases: HashSet<Arc<str>>,
+    /// VHDS over ADS: the route configurations already answered as namespaces.
+    namespaces: HashSet<Arc<str>>,
     /// The resources the cache holds for this node (`None`: no snapshot yet).
     current: Option<Arc<TypeResources>>,
     /// What the client holds, by name.
@@ -118,6 +120,7 @@ impl TypeState {
             globs: Vec::new(),
             vhds: type_url == type_url::VIRTUAL_HOST,
             aliases: HashSet::new(),
+            namespaces: HashSet::new(),
             current,
             held: HashMap::new(),
             requested: false,
@@ -163,12 +166,12 @@ impl TypeState {
             }
             let name: Arc<str> = canonical_name(name).into();
             if self.vhds {
-                // A route configuration's name alone subscribes to its namespace: virtual hosts
-                // are sent on demand, by alias, so it selects nothing by itself.
-                if split_vhds_alias(&name).is_some() {
-                    self.held.remove(&name);
-                    self.aliases.insert(name);
-                }
+                // Envoy subscribes to its route configuration's name (a namespace) first, then to
+                // `<route configuration>/<host>` for each host it cannot route. Virtual hosts are
+                // sent on demand: the namespace alone is answered "not found", which completes
+                // Envoy's initial fetch (an empty response would not reach a named watch).
+                self.held.remove(&name);
+                self.aliases.insert(name);
                 continue;
             }
             // A name subscribed again is sent again even if unchanged (go-control-plane #431),
@@ -456,7 +459,33 @@ impl DeltaStream {
             tracing::trace!(stream = self.id, type_url, nonce = %req.response_nonce, "stale nonce");
         }
         st.apply_request(&req, legacy_wildcard);
+        if self.fixed_type.is_none() && matches!(type_url, type_url::ROUTE | type_url::VIRTUAL_HOST) {
+            self.vhds_namespaces();
+        }
         Ok(())
+    }
+
+    /// Over ADS, Envoy's VHDS subscription names nothing at first: its watch is keyed by the
+    /// route configuration's name (a namespace, which Envoy does not send), and only a resource
+    /// of that name or namespace completes its initial fetch. So every route configuration the
+    /// client subscribes to is answered on the VHDS type as an alias: "not found" unless a
+    /// virtual host is named after it. Virtual hosts themselves are then fetched on demand.
+    fn vhds_namespaces(&mut self) {
+        let Some(routes) = self.types.iter().position(|t| &*t.type_url == type_url::ROUTE) else { return };
+        let Some(vhds) = self.types.iter().position(|t| &*t.type_url == type_url::VIRTUAL_HOST) else { return };
+        let new: Vec<Arc<str>> =
+            self.types[routes].names.iter().filter(|n| !self.types[vhds].namespaces.contains(*n)).cloned().collect();
+        let vhds = &mut self.types[vhds];
+        if !vhds.requested || new.is_empty() {
+            return;
+        }
+        for name in new {
+            // `<route configuration>/`, the empty host: Envoy matches it to the watch by its
+            // namespace, and an alias equal to the name leaves the watch's interest as it is.
+            vhds.aliases.insert(format!("{name}/").into());
+            vhds.namespaces.insert(name);
+        }
+        vhds.dirty = true;
     }
 
     fn add_type(&mut self, type_url: &str, mut rx: crate::cache::TypeWatch) -> usize {
