@@ -582,3 +582,37 @@ async fn vhds_resolves_aliases_on_demand() {
     drop(vhds);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn vhds_over_ads_answers_the_route_configurations_namespace() {
+    let server = TestServer::start().await;
+    let rs =
+        vec![Resource::new(&route_config("local", "base.test", "c1")), virtual_host("local/app", &["app.test"], "c1")];
+    server.cache.set_snapshot("n1", Snapshot::new(rs)).expect("consistent");
+    let mut ads = DeltaStream::open(&server, "n1", Kind::Ads).await;
+    ads.request(ROUTE, &["local"], &[], "").await;
+    let routes = ads.recv().await;
+    assert_eq!(sent(&routes), ["local"]);
+    ads.ack(&routes).await;
+
+    // Envoy's first VHDS request names nothing: the namespace of each route configuration the
+    // stream subscribes to is answered, so Envoy's initial fetch completes.
+    ads.request(VIRTUAL_HOST, &[], &[], "").await;
+    let first = ads.recv().await;
+    assert_eq!(vhds_entries(&first), [("local/".into(), vec!["local/".into()], false)]);
+    ads.ack(&first).await;
+    ads.request(VIRTUAL_HOST, &["local/app.test"], &[], "").await;
+    let found = ads.recv().await;
+    assert_eq!(vhds_entries(&found), [("local/app".into(), vec!["local/app.test".into()], true)]);
+    ads.ack(&found).await;
+
+    // A route configuration subscribed later is answered too.
+    ads.request(ROUTE, &["other"], &[], "").await;
+    let other_route = ads.recv().await;
+    assert_eq!(removed(&other_route), ["other"], "not in the snapshot");
+    let other = ads.recv().await;
+    assert_eq!(other.type_url, VIRTUAL_HOST);
+    assert_eq!(vhds_entries(&other), [("other/".into(), vec!["other/".into()], false)]);
+    drop(ads);
+    server.shutdown().await;
+}
