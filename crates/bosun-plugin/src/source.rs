@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::process::Command;
@@ -58,6 +59,9 @@ pub struct SourceBuild {
     /// Cargo only: the target directory, shared by every Rust plugin so that they share their
     /// dependencies' builds [default: `<cache_dir>/cargo-target`].
     pub target_dir: PathBuf,
+    /// The source hash last computed, with the digest of the files' paths, sizes and
+    /// modification times then: while those are unchanged the files are not read again.
+    memo: Arc<Mutex<Option<(u64, String)>>>,
 }
 
 impl SourceBuild {
@@ -65,19 +69,46 @@ impl SourceBuild {
     pub fn new(name: impl Into<String>, dir: impl Into<PathBuf>, cache_dir: impl Into<PathBuf>) -> Self {
         let cache_dir = cache_dir.into();
         let target_dir = cache_dir.join("cargo-target");
-        Self { name: name.into(), dir: dir.into(), cache_dir, release: true, target_dir }
+        Self { name: name.into(), dir: dir.into(), cache_dir, release: true, target_dir, memo: Arc::default() }
     }
 
     /// A hash of every source file (relative path and contents), skipping build outputs
     /// (`target/`) and hidden entries: equal for equal sources, on any machine.
+    ///
+    /// Supervisors call this every reload interval. The files are listed and stat'ed each time,
+    /// but read only when a path, size or modification time differs from the last call (as
+    /// `make` decides): an idle project costs a directory walk, not a read of every file.
     pub fn source_hash(&self) -> Result<String> {
         let mut files = Vec::new();
         collect_files(&self.dir, &self.dir, &mut files).map_err(|e| self.error(format!("reading the source: {e}")))?;
         files.sort();
-        let mut hasher = Xxh3::new();
+        let mut metas = Vec::with_capacity(files.len());
+        let mut stats = Xxh3::new();
         for rel in &files {
             let path = self.dir.join(rel);
             let meta = std::fs::metadata(&path).map_err(|e| self.error(format!("{}: {e}", path.display())))?;
+            stats.update(rel.to_string_lossy().as_bytes());
+            stats.update(&[0]);
+            stats.update(&meta.len().to_le_bytes());
+            stats.update(&mtime_nanos(&meta).to_le_bytes());
+            metas.push(meta);
+        }
+        let stats = stats.digest();
+        let mut memo = self.memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((digest, hash)) = memo.as_ref()
+            && *digest == stats
+        {
+            return Ok(hash.clone());
+        }
+        let hash = self.content_hash(&files, &metas)?;
+        *memo = Some((stats, hash.clone()));
+        Ok(hash)
+    }
+
+    fn content_hash(&self, files: &[PathBuf], metas: &[std::fs::Metadata]) -> Result<String> {
+        let mut hasher = Xxh3::new();
+        for (rel, meta) in files.iter().zip(metas) {
+            let path = self.dir.join(rel);
             hasher.update(rel.to_string_lossy().as_bytes());
             hasher.update(&[0]);
             if meta.len() <= MAX_HASHED_FILE {
@@ -86,8 +117,7 @@ impl SourceBuild {
                 hasher.update(&bytes);
             } else {
                 hasher.update(&meta.len().to_le_bytes());
-                let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-                hasher.update(&mtime.unwrap_or_default().as_nanos().to_le_bytes());
+                hasher.update(&mtime_nanos(meta).to_le_bytes());
             }
         }
         Ok(format!("{:032x}", hasher.digest128()))
@@ -204,6 +234,11 @@ impl SourceBuild {
     }
 }
 
+/// A file's modification time in nanoseconds since the epoch (0 if unknown).
+fn mtime_nanos(meta: &std::fs::Metadata) -> u128 {
+    meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).unwrap_or_default().as_nanos()
+}
+
 /// Every file under `dir`, relative to `root`, skipping `target/` and hidden entries.
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
@@ -251,6 +286,28 @@ mod tests {
         assert_ne!(build.source_hash().unwrap(), first);
         std::fs::write(dir.path().join("Cargo.toml"), "[package]\n").unwrap();
         assert_eq!(SourceKind::detect(dir.path()), Some(SourceKind::Cargo));
+    }
+
+    #[test]
+    fn unchanged_files_are_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("main.go");
+        std::fs::write(&file, "package main // one\n").unwrap();
+        let build = SourceBuild::new("p", dir.path(), dir.path().join(".cache"));
+        let first = build.source_hash().unwrap();
+        let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+        // Same size, same modification time: taken as unchanged without reading the file.
+        std::fs::write(&file, "package main // two\n").unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
+        assert_eq!(build.source_hash().unwrap(), first);
+        // A new modification time makes it read again, and the new content counts.
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime + Duration::from_secs(1)).unwrap();
+        let second = build.source_hash().unwrap();
+        assert_ne!(second, first);
+        // Touched but identical content: the same hash as a fresh build of the same source.
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
+        assert_eq!(build.source_hash().unwrap(), second);
+        assert_eq!(SourceBuild::new("p", dir.path(), dir.path().join(".cache")).source_hash().unwrap(), second);
     }
 
     #[tokio::test]
