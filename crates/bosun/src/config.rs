@@ -84,6 +84,18 @@ struct FileConfig {
     xds: crate::listen::XdsFile,
     #[serde(default)]
     admin: crate::listen::AdminFile,
+    #[serde(default)]
+    metadata: MetadataFile,
+}
+
+/// `[metadata]` of `bosun.toml`: the service metadata centre.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetadataFile {
+    /// `--metadata-ttl`.
+    ttl_seconds: Option<u64>,
+    /// `--metadata-max-bytes`.
+    max_bytes: Option<usize>,
 }
 
 /// What a plugin does, and so where Bosun calls it.
@@ -379,7 +391,7 @@ impl ServeConfig {
                 ),
             }
         }
-        let metadata = metadata_config(&args)?;
+        let metadata = metadata_config(&args, &file.metadata)?;
         let (xds, admin) = crate::listen::resolve(args.listen, file.xds, file.admin, &relative_to_file)?;
         Ok(Self {
             xds_addr: args.xds_addr.or(file.xds_addr).unwrap_or_else(|| DEFAULT_XDS_ADDR.into()),
@@ -401,15 +413,23 @@ impl ServeConfig {
     }
 }
 
-fn metadata_config(args: &ServeArgs) -> anyhow::Result<bosun_metadata::MetadataConfig> {
+/// The metadata centre's settings: flags over `[metadata]` of the file over the defaults. An
+/// error names the flag or the file's key that holds the bad value.
+fn metadata_config(args: &ServeArgs, file: &MetadataFile) -> anyhow::Result<bosun_metadata::MetadataConfig> {
     let mut config = bosun_metadata::MetadataConfig::default();
-    if let Some(seconds) = args.metadata_ttl {
-        anyhow::ensure!(seconds >= 1, "--metadata-ttl: must be at least 1 second");
+    let ttl =
+        args.metadata_ttl.map(|v| ("--metadata-ttl", v)).or(file.ttl_seconds.map(|v| ("metadata.ttl_seconds", v)));
+    if let Some((name, seconds)) = ttl {
+        anyhow::ensure!(seconds >= 1, "{name}: must be at least 1 second");
         config.ttl = std::time::Duration::from_secs(seconds);
     }
-    if let Some(bytes) = args.metadata_max_bytes {
+    let max = args
+        .metadata_max_bytes
+        .map(|v| ("--metadata-max-bytes", v))
+        .or(file.max_bytes.map(|v| ("metadata.max_bytes", v)));
+    if let Some((name, bytes)) = max {
         let limit = bosun_store::validate::MAX_VALUE_BYTES;
-        anyhow::ensure!((1..=limit).contains(&bytes), "--metadata-max-bytes: must be 1 to {limit} (the store's limit)");
+        anyhow::ensure!((1..=limit).contains(&bytes), "{name}: must be 1 to {limit} (the store's limit)");
         config.max_value_bytes = bytes;
     }
     Ok(config)
@@ -496,6 +516,28 @@ mod tests {
         let err = StoreConfig::parse("redis://x", dir.clone()).unwrap_err().to_string();
         assert!(err.contains("expected embedded"), "{err}");
         assert!(StoreConfig::parse("etcd://", dir).is_err());
+    }
+
+    #[test]
+    fn metadata_settings_come_from_flags_over_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bosun.toml");
+        std::fs::write(&path, "[metadata]\nttl_seconds = 30\nmax_bytes = 4096\n").expect("write");
+        let from_file =
+            ServeConfig::load(ServeArgs { config: Some(path.clone()), ..Default::default() }).expect("load");
+        assert_eq!(from_file.metadata.ttl, std::time::Duration::from_secs(30));
+        assert_eq!(from_file.metadata.max_value_bytes, 4096);
+        let flag =
+            ServeConfig::load(ServeArgs { config: Some(path.clone()), metadata_ttl: Some(5), ..Default::default() })
+                .expect("load");
+        assert_eq!(flag.metadata.ttl, std::time::Duration::from_secs(5));
+        assert_eq!(flag.metadata.max_value_bytes, 4096);
+        std::fs::write(&path, "[metadata]\nttl_seconds = 0\n").expect("write");
+        let err = ServeConfig::load(ServeArgs { config: Some(path.clone()), ..Default::default() }).expect_err("zero");
+        assert!(err.to_string().contains("metadata.ttl_seconds"), "{err:#}");
+        std::fs::write(&path, "[metadata]\nttl = 5\n").expect("write");
+        let err = ServeConfig::load(ServeArgs { config: Some(path), ..Default::default() }).expect_err("unknown");
+        assert!(format!("{err:#}").contains("ttl"), "{err:#}");
     }
 
     #[test]
