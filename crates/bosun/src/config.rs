@@ -83,7 +83,9 @@ struct FileConfig {
     #[serde(default)]
     xds: crate::listen::XdsFile,
     #[serde(default)]
-    admin: crate::listen::AdminFile,
+    admin: crate::listen::PortFile,
+    #[serde(default)]
+    opensergo: crate::listen::PortFile,
     #[serde(default)]
     metadata: MetadataFile,
 }
@@ -266,10 +268,8 @@ pub struct ServeConfig {
     pub plugins: Vec<PluginSpec>,
     /// Where plugins given as source are built: `<data dir>/plugin-builds`.
     pub plugin_build_dir: PathBuf,
-    /// TLS, keepalive and limits of the xDS port.
-    pub xds: crate::listen::XdsPortConfig,
-    /// TLS and limits of the admin port.
-    pub admin: crate::listen::PortConfig,
+    /// TLS, keepalive and limits of the xDS, admin and OpenSergo ports.
+    pub ports: crate::listen::Ports,
     /// How the service metadata centre holds entries.
     pub metadata: bosun_metadata::MetadataConfig,
 }
@@ -392,7 +392,8 @@ impl ServeConfig {
             }
         }
         let metadata = metadata_config(&args, &file.metadata)?;
-        let (xds, admin) = crate::listen::resolve(args.listen, file.xds, file.admin, &relative_to_file)?;
+        let ports = crate::listen::PortFiles { xds: file.xds, admin: file.admin, opensergo: file.opensergo };
+        let ports = crate::listen::resolve(args.listen, ports, &relative_to_file)?;
         Ok(Self {
             xds_addr: args.xds_addr.or(file.xds_addr).unwrap_or_else(|| DEFAULT_XDS_ADDR.into()),
             admin_addr: args.admin_addr.or(file.admin_addr).unwrap_or_else(|| DEFAULT_ADMIN_ADDR.into()),
@@ -406,8 +407,7 @@ impl ServeConfig {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             plugins,
             plugin_build_dir,
-            xds,
-            admin,
+            ports,
             metadata,
         })
     }

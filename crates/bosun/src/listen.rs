@@ -1,5 +1,5 @@
-//! How the xDS and admin ports accept connections: TLS (reloaded from files), a bound on open
-//! connections, TCP_NODELAY, and the xDS port's HTTP/2 keepalive and limits.
+//! How the xDS, admin and OpenSergo ports accept connections: TLS (reloaded from files), a bound
+//! on open connections, TCP_NODELAY, and the xDS port's HTTP/2 keepalive and limits.
 
 use std::io;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ use crate::tls::{ReloadingTls, TlsFiles};
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Flags for the xDS and admin ports (flattened into `bosun serve`'s flags).
+/// Flags for the xDS, admin and OpenSergo ports (flattened into `bosun serve`'s flags).
 #[derive(Debug, Default, clap::Args)]
 pub struct ListenArgs {
     /// The xDS port's certificate chain (PEM); with --xds-tls-key, xDS is served over TLS.
@@ -63,6 +63,19 @@ pub struct ListenArgs {
     /// Open admin connections allowed; more are closed at once [default: 256].
     #[arg(long, value_name = "N")]
     pub admin_max_connections: Option<usize>,
+    /// The OpenSergo port's certificate chain (PEM); with --opensergo-tls-key, the OpenSergo
+    /// transport is served over TLS.
+    #[arg(long, value_name = "FILE")]
+    pub opensergo_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --opensergo-tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub opensergo_tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): OpenSergo SDKs must present a certificate signed by one.
+    #[arg(long, value_name = "FILE")]
+    pub opensergo_tls_client_ca: Option<PathBuf>,
+    /// Open OpenSergo connections allowed; more are closed at once [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub opensergo_max_connections: Option<usize>,
 }
 
 /// The `[xds]` table of `bosun.toml`.
@@ -79,10 +92,10 @@ pub struct XdsFile {
     max_connections: Option<usize>,
 }
 
-/// The `[admin]` table of `bosun.toml`.
+/// The `[admin]` and `[opensergo]` tables of `bosun.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AdminFile {
+pub struct PortFile {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
@@ -113,14 +126,36 @@ pub struct XdsPortConfig {
     pub max_streams_per_connection: u32,
 }
 
-/// Merges the flags over the file's `[xds]` and `[admin]` tables over the defaults.
-/// `relative_to_file` resolves a path from the file.
+/// The port tables of `bosun.toml`.
+#[derive(Debug, Default)]
+pub struct PortFiles {
+    /// `[xds]`.
+    pub xds: XdsFile,
+    /// `[admin]`.
+    pub admin: PortFile,
+    /// `[opensergo]`.
+    pub opensergo: PortFile,
+}
+
+/// How each port accepts connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ports {
+    /// The xDS port.
+    pub xds: XdsPortConfig,
+    /// The admin port.
+    pub admin: PortConfig,
+    /// The OpenSergo transport's port.
+    pub opensergo: PortConfig,
+}
+
+/// Merges the flags over the file's `[xds]`, `[admin]` and `[opensergo]` tables over the
+/// defaults. `relative_to_file` resolves a path from the file.
 pub fn resolve(
     args: ListenArgs,
-    xds: XdsFile,
-    admin: AdminFile,
+    files: PortFiles,
     relative_to_file: &dyn Fn(Option<PathBuf>) -> Option<PathBuf>,
-) -> anyhow::Result<(XdsPortConfig, PortConfig)> {
+) -> anyhow::Result<Ports> {
+    let PortFiles { xds, admin, opensergo } = files;
     let xds_tls = tls_files(
         "xds",
         args.xds_tls_cert.or_else(|| relative_to_file(xds.tls_cert)),
@@ -132,6 +167,12 @@ pub fn resolve(
         args.admin_tls_cert.or_else(|| relative_to_file(admin.tls_cert)),
         args.admin_tls_key.or_else(|| relative_to_file(admin.tls_key)),
         args.admin_tls_client_ca.or_else(|| relative_to_file(admin.tls_client_ca)),
+    )?;
+    let opensergo_tls = tls_files(
+        "opensergo",
+        args.opensergo_tls_cert.or_else(|| relative_to_file(opensergo.tls_cert)),
+        args.opensergo_tls_key.or_else(|| relative_to_file(opensergo.tls_key)),
+        args.opensergo_tls_client_ca.or_else(|| relative_to_file(opensergo.tls_client_ca)),
     )?;
     let positive = |name: &str, value: u64| {
         anyhow::ensure!(value > 0, "--{name}: must be at least 1");
@@ -169,7 +210,14 @@ pub fn resolve(
             args.admin_max_connections.or(admin.max_connections).unwrap_or(256) as u64,
         )? as usize,
     };
-    Ok((xds_config, admin_config))
+    let opensergo_config = PortConfig {
+        tls: opensergo_tls,
+        max_connections: positive(
+            "opensergo-max-connections",
+            args.opensergo_max_connections.or(opensergo.max_connections).unwrap_or(10_000) as u64,
+        )? as usize,
+    };
+    Ok(Ports { xds: xds_config, admin: admin_config, opensergo: opensergo_config })
 }
 
 fn tls_files(
@@ -197,7 +245,7 @@ struct PortLabel {
     port: &'static str,
 }
 
-/// Connection metrics of the ports, by port (`xds`, `admin`).
+/// Connection metrics of the ports, by port (`xds`, `admin`, `opensergo`).
 #[derive(Clone)]
 pub struct ConnectionMetrics {
     open: Family<PortLabel, Gauge>,
@@ -259,19 +307,40 @@ impl axum::serve::Listener for Accepted {
     }
 }
 
-/// Starts accepting on the xDS port (HTTP/2) and the admin port (HTTP/1.1) as `config` says,
-/// with their metrics in `registry`.
-pub fn accept_both(
-    xds: TcpListener,
-    admin: TcpListener,
-    config: &crate::config::ServeConfig,
+/// The listening sockets of the three ports.
+pub struct Listeners {
+    /// The xDS port (HTTP/2, gRPC).
+    pub xds: TcpListener,
+    /// The admin port (HTTP/1.1).
+    pub admin: TcpListener,
+    /// The OpenSergo transport's port (HTTP/2, gRPC).
+    pub opensergo: TcpListener,
+}
+
+/// The accepted connections of the three ports.
+pub struct AcceptedPorts {
+    /// The xDS port's.
+    pub xds: Accepted,
+    /// The admin port's.
+    pub admin: Accepted,
+    /// The OpenSergo port's.
+    pub opensergo: Accepted,
+}
+
+/// Starts accepting on every port as `ports` says, with their metrics in `registry`.
+pub fn accept_all(
+    listeners: Listeners,
+    ports: &Ports,
     registry: &mut Registry,
     shutdown: &tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<(Accepted, Accepted)> {
+) -> anyhow::Result<AcceptedPorts> {
     let metrics = ConnectionMetrics::new(registry);
-    let xds = accept("xds", xds, &config.xds.port, &[b"h2"], metrics.clone(), shutdown.clone())?;
-    let admin = accept("admin", admin, &config.admin, &[b"http/1.1"], metrics, shutdown.clone())?;
-    Ok((xds, admin))
+    let Listeners { xds, admin, opensergo } = listeners;
+    Ok(AcceptedPorts {
+        xds: accept("xds", xds, &ports.xds.port, &[b"h2"], metrics.clone(), shutdown.clone())?,
+        admin: accept("admin", admin, &ports.admin, &[b"http/1.1"], metrics.clone(), shutdown.clone())?,
+        opensergo: accept("opensergo", opensergo, &ports.opensergo, &[b"h2"], metrics, shutdown.clone())?,
+    })
 }
 
 /// Starts accepting on `listener`: at most `config.max_connections` open at once, TLS when
@@ -470,21 +539,23 @@ mod tests {
 
     #[test]
     fn flags_are_checked_and_named() {
-        let (xds, admin) =
-            resolve(ListenArgs::default(), XdsFile::default(), AdminFile::default(), &no_file).expect("defaults");
+        let Ports { xds, admin, opensergo } =
+            resolve(ListenArgs::default(), PortFiles::default(), &no_file).expect("defaults");
+        assert_eq!(opensergo.max_connections, 10_000);
+        assert_eq!(opensergo.tls, None);
         assert_eq!(xds.keepalive_interval, Duration::from_secs(30));
         assert_eq!(xds.max_message_bytes, 4 << 20);
         assert_eq!(xds.port.tls, None);
         assert_eq!(admin.max_connections, 256);
 
         let only_cert = ListenArgs { xds_tls_cert: Some("c.pem".into()), ..Default::default() };
-        let err = resolve(only_cert, XdsFile::default(), AdminFile::default(), &no_file).expect_err("no key");
+        let err = resolve(only_cert, PortFiles::default(), &no_file).expect_err("no key");
         assert!(err.to_string().contains("--xds-tls-key"), "{err}");
         let only_ca = ListenArgs { admin_tls_client_ca: Some("ca.pem".into()), ..Default::default() };
-        let err = resolve(only_ca, XdsFile::default(), AdminFile::default(), &no_file).expect_err("no cert");
+        let err = resolve(only_ca, PortFiles::default(), &no_file).expect_err("no cert");
         assert!(err.to_string().contains("--admin-tls-client-ca"), "{err}");
         let zero = ListenArgs { xds_keepalive_timeout: Some(0), ..Default::default() };
-        let err = resolve(zero, XdsFile::default(), AdminFile::default(), &no_file).expect_err("zero");
+        let err = resolve(zero, PortFiles::default(), &no_file).expect_err("zero");
         assert!(err.to_string().contains("--xds-keepalive-timeout"), "{err}");
 
         let file = XdsFile {
@@ -494,8 +565,8 @@ mod tests {
             ..Default::default()
         };
         let flags = ListenArgs { xds_max_connections: Some(9), ..Default::default() };
-        let (xds, _) =
-            resolve(flags, file, AdminFile::default(), &|p| p.map(|p| Path::new("/etc/bosun").join(p))).expect("file");
+        let files = PortFiles { xds: file, ..Default::default() };
+        let Ports { xds, .. } = resolve(flags, files, &|p| p.map(|p| Path::new("/etc/bosun").join(p))).expect("file");
         assert_eq!(xds.port.max_connections, 9, "flags win over the file");
         assert_eq!(xds.port.tls.map(|t| t.cert), Some(PathBuf::from("/etc/bosun/c")));
     }
@@ -507,15 +578,18 @@ mod tests {
         std::fs::write(
             &path,
             "[xds]\ntls_cert = \"x.crt\"\ntls_key = \"x.key\"\nkeepalive_interval_seconds = 5\n\
-             [admin]\ntls_cert = \"a.crt\"\ntls_key = \"a.key\"\ntls_client_ca = \"ca.crt\"\nmax_connections = 3\n",
+             [admin]\ntls_cert = \"a.crt\"\ntls_key = \"a.key\"\ntls_client_ca = \"ca.crt\"\nmax_connections = 3\n\
+             [opensergo]\ntls_cert = \"o.crt\"\ntls_key = \"o.key\"\nmax_connections = 4\n",
         )
         .expect("write");
         let args = crate::config::ServeArgs { config: Some(path.clone()), ..Default::default() };
         let config = crate::config::ServeConfig::load(args).expect("load");
-        assert_eq!(config.xds.keepalive_interval, Duration::from_secs(5));
-        assert_eq!(config.xds.port.tls.map(|t| t.key), Some(dir.path().join("x.key")));
-        assert_eq!(config.admin.max_connections, 3);
-        assert_eq!(config.admin.tls.and_then(|t| t.client_ca), Some(dir.path().join("ca.crt")));
+        assert_eq!(config.ports.xds.keepalive_interval, Duration::from_secs(5));
+        assert_eq!(config.ports.xds.port.tls.map(|t| t.key), Some(dir.path().join("x.key")));
+        assert_eq!(config.ports.admin.max_connections, 3);
+        assert_eq!(config.ports.admin.tls.and_then(|t| t.client_ca), Some(dir.path().join("ca.crt")));
+        assert_eq!(config.ports.opensergo.max_connections, 4);
+        assert_eq!(config.ports.opensergo.tls.map(|t| t.cert), Some(dir.path().join("o.crt")));
 
         std::fs::write(&path, "[xds]\ntls_certificate = \"x.crt\"\n").expect("write");
         let args = crate::config::ServeArgs { config: Some(path), ..Default::default() };

@@ -77,30 +77,27 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(xds = %xds_listener.local_addr()?, admin = %admin_listener.local_addr()?,
         opensergo = %opensergo_listener.local_addr()?, "bosun serving");
 
-    let (xds_incoming, admin_incoming) =
-        listen::accept_both(xds_listener, admin_listener, &config, &mut registry, &shutdown_rx)?;
+    let listeners = listen::Listeners { xds: xds_listener, admin: admin_listener, opensergo: opensergo_listener };
+    let incoming = listen::accept_all(listeners, &config.ports, &mut registry, &shutdown_rx)?;
     let metadata = Arc::new(bosun_metadata::MetadataCentre::new(store.clone(), config.metadata));
     let server = XdsServer::builder(source.clone())
         .observer(xds_status.clone())
         .control_plane_id("bosun")
-        .max_decoding_message_size(config.xds.max_message_bytes)
+        .max_decoding_message_size(config.ports.xds.max_message_bytes)
         .build();
     let xds = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(config.xds.keepalive_interval))
-        .http2_keepalive_timeout(Some(config.xds.keepalive_timeout))
-        .max_concurrent_streams(Some(config.xds.max_streams_per_connection))
+        .http2_keepalive_interval(Some(config.ports.xds.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.ports.xds.keepalive_timeout))
+        .max_concurrent_streams(Some(config.ports.xds.max_streams_per_connection))
         .add_routes(bosun_metadata::grpc::add_services(server.routes(), metadata.clone()))
         .add_service(CsdsService::new(xds_status.tracker()).into_server())
-        .serve_with_incoming_shutdown(xds_incoming.into_stream(), wait_for(shutdown_rx.clone()));
+        .serve_with_incoming_shutdown(incoming.xds.into_stream(), wait_for(shutdown_rx.clone()));
 
     let opensergo_server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(opensergo.service())
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(opensergo_listener).with_nodelay(Some(true)),
-            wait_for(shutdown_rx.clone()),
-        );
+        .serve_with_incoming_shutdown(incoming.opensergo.into_stream(), wait_for(shutdown_rx.clone()));
 
     let api = Arc::new(ApiState {
         store: store.clone(),
@@ -111,7 +108,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     api_slot.send_replace(Some(Arc::downgrade(&api)));
     let admin_state =
         Arc::new(AdminState { registry, xds: xds_status, source, store: store.clone(), directory, api, opensergo });
-    let admin = axum::serve(admin_incoming, admin::router(admin_state)).with_graceful_shutdown(wait_for(shutdown_rx));
+    let admin = axum::serve(incoming.admin, admin::router(admin_state)).with_graceful_shutdown(wait_for(shutdown_rx));
 
     let servers = async {
         tokio::try_join!(

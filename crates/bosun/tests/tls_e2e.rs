@@ -198,3 +198,95 @@ fn the_cli_uses_an_https_admin_api_and_replaced_certificates_are_used_without_re
     let old_client = https_get(bosun.admin, client_config(&rotated_ca.pem, Some(&client), b"http/1.1"), "/healthz");
     assert!(old_client.is_err(), "a client of the old CA is still served: {old_client:?}");
 }
+
+/// Subscribes to the cart app's RateLimitStrategies over TLS with `config` and returns how many
+/// rules the first answer carries.
+fn subscribe_over_tls(port: u16, config: std::sync::Arc<rustls::ClientConfig>) -> Result<usize, String> {
+    use bosun_opensergo::proto::transport::open_sergo_universal_transport_service_client::OpenSergoUniversalTransportServiceClient as Client;
+    use bosun_opensergo::proto::transport::{SubscribeRequest, SubscribeRequestTarget};
+    use tokio_stream::StreamExt;
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async move {
+        let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+            let config = config.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+                let name = rustls::pki_types::ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+                let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        });
+        let channel = tonic::transport::Endpoint::from_static("http://localhost")
+            .connect_timeout(Duration::from_secs(5))
+            .connect_with_connector(connector)
+            .await
+            .map_err(|e| format!("connect: {e:?}"))?;
+        let request = SubscribeRequest {
+            target: Some(SubscribeRequestTarget {
+                namespace: "shop".into(),
+                app: "cart".into(),
+                kinds: vec!["fault-tolerance.opensergo.io/v1alpha1/RateLimitStrategy".into()],
+                ..Default::default()
+            }),
+            request_id: "tls".into(),
+            ..Default::default()
+        };
+        let mut responses = Client::new(channel)
+            .subscribe_config(tokio_stream::once(request).chain(tokio_stream::pending()))
+            .await
+            .map_err(|e| format!("subscribe: {e}"))?
+            .into_inner();
+        let response = tokio::time::timeout(Duration::from_secs(10), responses.message())
+            .await
+            .map_err(|_| "no answer within 10 s".to_owned())?
+            .map_err(|e| format!("stream: {e}"))?
+            .ok_or("the stream ended")?;
+        Ok(response.data_with_version.map_or(0, |d| d.data.len()))
+    })
+}
+
+#[test]
+fn opensergo_sdks_subscribe_over_mutual_tls_and_others_are_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let pki = work.path().join("pki");
+    std::fs::create_dir(&pki).expect("mkdir");
+    let ca = Ca::new("bosun test CA");
+    let ca_file = ca.write(&pki.join("ca.crt"));
+    let server = ca.issue(&pki, "server");
+    let sdk = ca.issue(&pki, "sdk");
+    let stranger = Ca::new("another CA").issue(&pki, "stranger");
+    let bosun = Bosun::start(
+        work.path(),
+        &[
+            "--opensergo-tls-cert",
+            path(&server.cert),
+            "--opensergo-tls-key",
+            path(&server.key),
+            "--opensergo-tls-client-ca",
+            path(&ca_file),
+        ],
+    );
+    let strategy = "apiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: RateLimitStrategy\n\
+        metadata: { name: cart-rate, namespace: shop, labels: { app: cart } }\n\
+        spec: { metricType: RequestAmount, limitMode: Local, threshold: 5, statDurationSeconds: 1 }\n";
+    let (ok, _, err) = bosun.cli(&["apply", "-f", "-"], Some(strategy));
+    assert!(ok, "{err}");
+
+    // An SDK with a certificate of the CA subscribes and gets the rule.
+    let rules = subscribe_over_tls(bosun.opensergo_port, client_config(&ca.pem, Some(&sdk), b"h2"));
+    assert_eq!(rules, Ok(1), "{}", bosun.proc.output());
+    // Without a certificate, or with another CA's: refused; plain HTTP/2: closed unanswered.
+    let failures_before = bosun.metric("bosun_tls_handshake_failures_total{port=\"opensergo\"}");
+    for (what, client) in [("no certificate", None), ("another CA's certificate", Some(&stranger))] {
+        let got = subscribe_over_tls(bosun.opensergo_port, client_config(&ca.pem, client, b"h2"));
+        assert!(got.is_err(), "an SDK with {what} was served: {got:?}");
+    }
+    let opensergo: SocketAddr = ([127, 0, 0, 1], bosun.opensergo_port).into();
+    let plain = raw_exchange(opensergo, H2_PREFACE, Duration::from_secs(5)).expect("connect");
+    assert!(plain.closed && !is_h2_settings(&plain.bytes), "plain HTTP/2 was served: {plain:?}");
+    let counted = eventually(Duration::from_secs(5), || {
+        (bosun.metric("bosun_tls_handshake_failures_total{port=\"opensergo\"}") >= failures_before + 3.0).then_some(())
+    });
+    assert!(counted.is_some(), "handshake failures not counted:\n{}", bosun.proc.output());
+}
