@@ -8,36 +8,14 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::envoy::{AdsApi, eds_cluster, envoy_stat, start_envoy_with_admin};
-use common::{Backend, Bosun, eventually, free_port, http_request, write_atomic};
+use common::envoy::{AdsApi, Scene, eds_cluster, envoy_stat, http_listener, start_envoy_with_admin};
+use common::{Bosun, eventually, free_port, http_request, write_atomic};
 
-/// A listener whose HTTP connection manager asks for virtual hosts on demand.
-fn on_demand_listener(port: u16) -> String {
-    format!(
-        r#"
-"@type": type.googleapis.com/envoy.config.listener.v3.Listener
-name: ingress
-address:
-  socket_address: {{ address: 127.0.0.1, port_value: {port} }}
-filter_chains:
-- filters:
-  - name: envoy.filters.network.http_connection_manager
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-      stat_prefix: ingress
-      rds:
-        route_config_name: local_route
-        config_source: {{ ads: {{}}, resource_api_version: V3 }}
-      http_filters:
+/// The `on_demand` filter: a request whose host no virtual host serves asks VHDS first.
+const ON_DEMAND: &str = r#"
       - name: envoy.filters.http.on_demand
         typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.http.on_demand.v3.OnDemand
-      - name: envoy.filters.http.router
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#
-    )
-}
+          "@type": type.googleapis.com/envoy.extensions.filters.http.on_demand.v3.OnDemand"#;
 
 /// The route configuration: one virtual host in RDS, the rest from VHDS.
 const ROUTE: &str = r#"
@@ -73,14 +51,8 @@ fn get(addr: SocketAddr, host: &str) -> Option<(u16, String)> {
 
 #[test]
 fn envoy_fetches_virtual_hosts_on_demand() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let dir = work.path().join("resources");
-    std::fs::create_dir(&dir).expect("mkdir");
-    let one = Backend::start("one");
-    let two = Backend::start("two");
-    let port = free_port();
-    let ingress: SocketAddr = ([127, 0, 0, 1], port).into();
-    std::fs::write(dir.join("listener.yaml"), on_demand_listener(port)).expect("write");
+    let Scene { work, dir, one, two, port, ingress } = Scene::new();
+    std::fs::write(dir.join("listener.yaml"), http_listener("ingress", port, ON_DEMAND)).expect("write");
     std::fs::write(dir.join("route.yaml"), ROUTE).expect("write");
     std::fs::write(dir.join("alpha.yaml"), eds_cluster("alpha", one.port)).expect("write");
     std::fs::write(dir.join("beta.yaml"), eds_cluster("beta", two.port)).expect("write");

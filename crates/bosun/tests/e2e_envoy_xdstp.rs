@@ -8,8 +8,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::envoy::{AdsApi, envoy_bootstrap, envoy_stat, expect_body, listener, route};
-use common::{Backend, Bosun, Proc, free_port, write_atomic};
+use common::envoy::{
+    AdsApi, Scene, envoy_bootstrap, envoy_stat, expect_body, listener, route, start_envoy_with_bootstrap,
+};
+use common::{Bosun, free_port, write_atomic};
 
 const LISTENERS: &str = "xdstp://bosun.test/envoy.config.listener.v3.Listener/edge";
 const CLUSTERS: &str = "xdstp://bosun.test/envoy.config.cluster.v3.Cluster/edge";
@@ -39,13 +41,7 @@ resources:
 
 #[test]
 fn envoy_follows_glob_collections() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let dir = work.path().join("resources");
-    std::fs::create_dir(&dir).expect("mkdir");
-    let one = Backend::start("one");
-    let two = Backend::start("two");
-    let port = free_port();
-    let ingress: SocketAddr = ([127, 0, 0, 1], port).into();
+    let Scene { work, dir, one, two, port, ingress } = Scene::new();
     let alpha = format!("{CLUSTERS}/alpha");
     let beta = format!("{CLUSTERS}/beta");
     std::fs::write(dir.join("listener.yaml"), listener(&format!("\"{LISTENERS}/ingress\""), port)).expect("write");
@@ -65,11 +61,7 @@ fn envoy_follows_glob_collections() {
             "  lds_resources_locator: \"{LISTENERS}/*\"\n  cds_resources_locator: \"{CLUSTERS}/*\"\n  cds_config:"
         ),
     );
-    let path = work.path().join("envoy.yaml");
-    std::fs::write(&path, bootstrap).expect("bootstrap");
-    let mut cmd = std::process::Command::new(common::envoy_binary());
-    cmd.arg("-c").arg(&path).args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"]);
-    let envoy = Proc::spawn("envoy", cmd, work.path().join("envoy.log"));
+    let envoy = start_envoy_with_bootstrap(work.path(), &bootstrap);
     expect_body(&envoy, &bosun, ingress, "one", Duration::from_secs(30));
     // Only the collection's cluster (and the static xds one) is in Envoy.
     assert_eq!(envoy_stat(admin, "cluster_manager.active_clusters"), Some(2), "{}", envoy.output());

@@ -85,22 +85,12 @@ fn a_python_grpc_client_speaks_the_opensergo_wire() {
 /// The version a fresh subscription to the cart app's RateLimitStrategies gets, and its rules.
 fn subscribe_once(port: u16) -> (i64, usize) {
     use bosun_opensergo::proto::transport::open_sergo_universal_transport_service_client::OpenSergoUniversalTransportServiceClient as Client;
-    use bosun_opensergo::proto::transport::{SubscribeRequest, SubscribeRequestTarget};
     use tokio_stream::StreamExt;
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let mut client = Client::connect(format!("http://127.0.0.1:{port}")).await.expect("connect");
-        let request = SubscribeRequest {
-            target: Some(SubscribeRequestTarget {
-                namespace: "shop".into(),
-                app: "cart".into(),
-                kinds: vec!["fault-tolerance.opensergo.io/v1alpha1/RateLimitStrategy".into()],
-                ..Default::default()
-            }),
-            request_id: "r".into(),
-            ..Default::default()
-        };
+        let request = common::cart_rate_limit_subscription("r");
         let mut responses = client
             .subscribe_config(tokio_stream::once(request).chain(tokio_stream::pending()))
             .await

@@ -6,15 +6,49 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::envoy::{eds_cluster, envoy_bootstrap, expect_body, listener, route};
+use common::envoy::{eds_cluster, envoy_bootstrap, expect_body, listener, route, start_envoy_with_bootstrap};
 use common::pki::{Ca, CertFiles, H2_PREFACE, client_config, https_get, is_h2_settings, raw_exchange, tls_exchange};
-use common::{Backend, Bosun, Proc, eventually, free_port, http_get, write_atomic};
+use common::{Backend, Bosun, eventually, free_port, http_get, write_atomic};
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// A test PKI under `work/pki`: a CA (and its file), a server certificate for `localhost`, a
+/// client certificate named `client` of the same CA, and a certificate of another CA.
+struct Pki {
+    ca: Ca,
+    ca_file: std::path::PathBuf,
+    server: CertFiles,
+    client: CertFiles,
+    stranger: CertFiles,
+}
+
+impl Pki {
+    fn new(work: &Path, client: &str) -> Pki {
+        let dir = work.join("pki");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let ca = Ca::new("bosun test CA");
+        let ca_file = ca.write(&dir.join("ca.crt"));
+        let server = ca.issue(&dir, "server");
+        let client = ca.issue(&dir, client);
+        let stranger = Ca::new("another CA").issue(&dir, "stranger");
+        Pki { ca, ca_file, server, client, stranger }
+    }
+
+    /// `--<port>-tls-cert`, `--<port>-tls-key` and `--<port>-tls-client-ca` for this PKI.
+    fn flags(&self, port: &str) -> Vec<String> {
+        vec![
+            format!("--{port}-tls-cert"),
+            path(&self.server.cert).to_owned(),
+            format!("--{port}-tls-key"),
+            path(&self.server.key).to_owned(),
+            format!("--{port}-tls-client-ca"),
+            path(&self.ca_file).to_owned(),
+        ]
+    }
 }
 
 /// Envoy's bootstrap with a mutual-TLS transport socket on the xds cluster.
@@ -45,13 +79,8 @@ fn mtls_bootstrap(xds_port: u16, ca: &Path, client: &CertFiles) -> String {
 #[test]
 fn envoy_gets_config_over_mutual_tls_and_clients_without_a_valid_certificate_are_refused() {
     let work = tempfile::tempdir().expect("tempdir");
-    let pki = work.path().join("pki");
-    std::fs::create_dir(&pki).expect("mkdir");
-    let ca = Ca::new("bosun test CA");
-    let ca_file = ca.write(&pki.join("ca.crt"));
-    let server = ca.issue(&pki, "server");
-    let envoy_cert = ca.issue(&pki, "envoy");
-    let stranger = Ca::new("another CA").issue(&pki, "stranger");
+    let pki = Pki::new(work.path(), "envoy");
+    let Pki { ca, ca_file, client: envoy_cert, stranger, .. } = &pki;
 
     let dir = work.path().join("resources");
     std::fs::create_dir(&dir).expect("mkdir");
@@ -62,33 +91,19 @@ fn envoy_gets_config_over_mutual_tls_and_clients_without_a_valid_certificate_are
     std::fs::write(dir.join("route.yaml"), route("alpha")).expect("write");
     std::fs::write(dir.join("alpha.yaml"), eds_cluster("alpha", backend.port)).expect("write");
 
-    let bosun = Bosun::start(
-        work.path(),
-        &[
-            "--resources",
-            path(&dir),
-            "--xds-tls-cert",
-            path(&server.cert),
-            "--xds-tls-key",
-            path(&server.key),
-            "--xds-tls-client-ca",
-            path(&ca_file),
-        ],
-    );
-    let bootstrap = work.path().join("envoy.yaml");
-    std::fs::write(&bootstrap, mtls_bootstrap(bosun.xds_port, &ca_file, &envoy_cert)).expect("bootstrap");
-    let mut cmd = Command::new(common::envoy_binary());
-    cmd.arg("-c").arg(&bootstrap).args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"]);
-    let envoy = Proc::spawn("envoy", cmd, work.path().join("envoy.log"));
+    let mut args = vec!["--resources".to_owned(), path(&dir).to_owned()];
+    args.extend(pki.flags("xds"));
+    let bosun = Bosun::start(work.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let envoy = start_envoy_with_bootstrap(work.path(), &mtls_bootstrap(bosun.xds_port, ca_file, envoy_cert));
     expect_body(&envoy, &bosun, ingress, "over mTLS", Duration::from_secs(30));
 
     let xds: SocketAddr = ([127, 0, 0, 1], bosun.xds_port).into();
     // A client with a certificate of the CA gets the server's HTTP/2 SETTINGS.
-    let good = tls_exchange(xds, client_config(&ca.pem, Some(&envoy_cert), b"h2"), H2_PREFACE, is_h2_settings);
+    let good = tls_exchange(xds, client_config(&ca.pem, Some(envoy_cert), b"h2"), H2_PREFACE, is_h2_settings);
     assert!(good.as_deref().is_ok_and(is_h2_settings), "{good:?}");
     let failures_before = bosun.metric("bosun_tls_handshake_failures_total{port=\"xds\"}");
     // Without a certificate, or with one of another CA: refused.
-    for (what, client) in [("no certificate", None), ("another CA's certificate", Some(&stranger))] {
+    for (what, client) in [("no certificate", None), ("another CA's certificate", Some(stranger))] {
         let got = tls_exchange(xds, client_config(&ca.pem, client, b"h2"), H2_PREFACE, is_h2_settings);
         assert!(got.is_err(), "a client with {what} was served: {got:?}");
     }
@@ -203,7 +218,6 @@ fn the_cli_uses_an_https_admin_api_and_replaced_certificates_are_used_without_re
 /// rules the first answer carries.
 fn subscribe_over_tls(port: u16, config: std::sync::Arc<rustls::ClientConfig>) -> Result<usize, String> {
     use bosun_opensergo::proto::transport::open_sergo_universal_transport_service_client::OpenSergoUniversalTransportServiceClient as Client;
-    use bosun_opensergo::proto::transport::{SubscribeRequest, SubscribeRequestTarget};
     use tokio_stream::StreamExt;
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -222,16 +236,7 @@ fn subscribe_over_tls(port: u16, config: std::sync::Arc<rustls::ClientConfig>) -
             .connect_with_connector(connector)
             .await
             .map_err(|e| format!("connect: {e:?}"))?;
-        let request = SubscribeRequest {
-            target: Some(SubscribeRequestTarget {
-                namespace: "shop".into(),
-                app: "cart".into(),
-                kinds: vec!["fault-tolerance.opensergo.io/v1alpha1/RateLimitStrategy".into()],
-                ..Default::default()
-            }),
-            request_id: "tls".into(),
-            ..Default::default()
-        };
+        let request = common::cart_rate_limit_subscription("tls");
         let mut responses = Client::new(channel)
             .subscribe_config(tokio_stream::once(request).chain(tokio_stream::pending()))
             .await
@@ -249,24 +254,9 @@ fn subscribe_over_tls(port: u16, config: std::sync::Arc<rustls::ClientConfig>) -
 #[test]
 fn opensergo_sdks_subscribe_over_mutual_tls_and_others_are_refused() {
     let work = tempfile::tempdir().expect("tempdir");
-    let pki = work.path().join("pki");
-    std::fs::create_dir(&pki).expect("mkdir");
-    let ca = Ca::new("bosun test CA");
-    let ca_file = ca.write(&pki.join("ca.crt"));
-    let server = ca.issue(&pki, "server");
-    let sdk = ca.issue(&pki, "sdk");
-    let stranger = Ca::new("another CA").issue(&pki, "stranger");
-    let bosun = Bosun::start(
-        work.path(),
-        &[
-            "--opensergo-tls-cert",
-            path(&server.cert),
-            "--opensergo-tls-key",
-            path(&server.key),
-            "--opensergo-tls-client-ca",
-            path(&ca_file),
-        ],
-    );
+    let pki = Pki::new(work.path(), "sdk");
+    let Pki { ca, client: sdk, stranger, .. } = &pki;
+    let bosun = Bosun::start(work.path(), &pki.flags("opensergo").iter().map(String::as_str).collect::<Vec<_>>());
     let strategy = "apiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: RateLimitStrategy\n\
         metadata: { name: cart-rate, namespace: shop, labels: { app: cart } }\n\
         spec: { metricType: RequestAmount, limitMode: Local, threshold: 5, statDurationSeconds: 1 }\n";
@@ -274,11 +264,11 @@ fn opensergo_sdks_subscribe_over_mutual_tls_and_others_are_refused() {
     assert!(ok, "{err}");
 
     // An SDK with a certificate of the CA subscribes and gets the rule.
-    let rules = subscribe_over_tls(bosun.opensergo_port, client_config(&ca.pem, Some(&sdk), b"h2"));
+    let rules = subscribe_over_tls(bosun.opensergo_port, client_config(&ca.pem, Some(sdk), b"h2"));
     assert_eq!(rules, Ok(1), "{}", bosun.proc.output());
     // Without a certificate, or with another CA's: refused; plain HTTP/2: closed unanswered.
     let failures_before = bosun.metric("bosun_tls_handshake_failures_total{port=\"opensergo\"}");
-    for (what, client) in [("no certificate", None), ("another CA's certificate", Some(&stranger))] {
+    for (what, client) in [("no certificate", None), ("another CA's certificate", Some(stranger))] {
         let got = subscribe_over_tls(bosun.opensergo_port, client_config(&ca.pem, client, b"h2"));
         assert!(got.is_err(), "an SDK with {what} was served: {got:?}");
     }

@@ -11,6 +11,12 @@ use super::{Backend, Bosun, Proc, eventually, free_port, http_get, write_atomic}
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 
 pub fn listener(name: &str, port: u16) -> String {
+    http_listener(name, port, "")
+}
+
+/// A listener whose HTTP connection manager uses RDS `local_route` and runs `filters` (items of
+/// `http_filters`, indented as such) before the router.
+pub fn http_listener(name: &str, port: u16, filters: &str) -> String {
     format!(
         r#"
 "@type": type.googleapis.com/envoy.config.listener.v3.Listener
@@ -26,7 +32,7 @@ filter_chains:
       rds:
         route_config_name: local_route
         config_source: {{ ads: {{}}, resource_api_version: V3 }}
-      http_filters:
+      http_filters:{filters}
       - name: envoy.filters.http.router
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
@@ -134,8 +140,14 @@ pub fn start_envoy_with(work: &Path, xds_port: u16, api: AdsApi) -> Proc {
 
 /// Starts Envoy speaking `api` to Bosun's ADS on `xds_port`, its admin API on `admin_port`.
 pub fn start_envoy_with_admin(work: &Path, xds_port: u16, api: AdsApi, admin_port: u16) -> Proc {
-    let bootstrap = work.join("envoy.yaml");
-    std::fs::write(&bootstrap, envoy_bootstrap(xds_port, admin_port, api)).expect("bootstrap");
+    start_envoy_with_bootstrap(work, &envoy_bootstrap(xds_port, admin_port, api))
+}
+
+/// Starts Envoy with `bootstrap` (written to `work/envoy.yaml`), logging to `work/envoy.log`.
+pub fn start_envoy_with_bootstrap(work: &Path, bootstrap: &str) -> Proc {
+    let path = work.join("envoy.yaml");
+    std::fs::write(&path, bootstrap).expect("bootstrap");
+    let bootstrap = path;
     let mut cmd = Command::new(super::envoy_binary());
     cmd.arg("-c").arg(&bootstrap).args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"]);
     Proc::spawn("envoy", cmd, work.join("envoy.log"))
@@ -153,17 +165,39 @@ pub fn expect_body(envoy: &Proc, bosun: &Bosun, addr: SocketAddr, expected: &str
     );
 }
 
+/// What an Envoy end-to-end test starts from: a working directory with an empty resources
+/// directory, two backends answering `one` and `two`, and a free port for Envoy's listener.
+pub struct Scene {
+    pub work: tempfile::TempDir,
+    pub dir: std::path::PathBuf,
+    pub one: Backend,
+    pub two: Backend,
+    pub port: u16,
+    pub ingress: SocketAddr,
+}
+
+impl Scene {
+    pub fn new() -> Scene {
+        let work = tempfile::tempdir().expect("tempdir");
+        let dir = work.path().join("resources");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let port = free_port();
+        Scene {
+            work,
+            dir,
+            one: Backend::start("one"),
+            two: Backend::start("two"),
+            port,
+            ingress: ([127, 0, 0, 1], port).into(),
+        }
+    }
+}
+
 /// The main end-to-end scenario with Envoy speaking `api`: Bosun serves a listener, a route and
 /// an EDS cluster from a resources directory; traffic follows edits of the directory; a resource
 /// Envoy rejects is NACKed, shown in `/status`, not resent, and traffic keeps flowing.
 pub fn envoy_follows_the_resources_directory(api: AdsApi) {
-    let work = tempfile::tempdir().expect("tempdir");
-    let dir = work.path().join("resources");
-    std::fs::create_dir(&dir).expect("mkdir");
-    let one = Backend::start("one");
-    let two = Backend::start("two");
-    let port = free_port();
-    let ingress: SocketAddr = ([127, 0, 0, 1], port).into();
+    let Scene { work, dir, one, two, port, ingress } = Scene::new();
 
     std::fs::write(dir.join("listener.yaml"), listener("ingress", port)).expect("write");
     std::fs::write(dir.join("route.yaml"), route("alpha")).expect("write");

@@ -342,3 +342,18 @@ pub fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
+
+/// An OpenSergo subscription to the RateLimitStrategies of app `cart` in namespace `shop`.
+pub fn cart_rate_limit_subscription(request_id: &str) -> bosun_opensergo::proto::transport::SubscribeRequest {
+    use bosun_opensergo::proto::transport::{SubscribeRequest, SubscribeRequestTarget};
+    SubscribeRequest {
+        target: Some(SubscribeRequestTarget {
+            namespace: "shop".into(),
+            app: "cart".into(),
+            kinds: vec!["fault-tolerance.opensergo.io/v1alpha1/RateLimitStrategy".into()],
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+        ..Default::default()
+    }
+}
