@@ -9,8 +9,10 @@ use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::core::v3::node::UserAgentVersionType;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -51,6 +53,7 @@ pub(crate) struct Shared {
     next_stream: AtomicU64,
     legacy_wildcard: HashSet<String>,
     control_plane_id: String,
+    heartbeat_interval: Option<Duration>,
 }
 
 /// The most resource types one stream may subscribe to. Each holds a watch in the cache: a
@@ -89,6 +92,50 @@ pub(crate) fn check_type_count(types: usize) -> Result<(), Status> {
         )));
     }
     Ok(())
+}
+
+/// Client feature: the client honours `Resource.ttl` and heartbeats.
+const FEATURE_RESOURCE_TTL: &str = "xds.config.supports-resource-ttl";
+/// Client feature: the client unwraps `envoy.service.discovery.v3.Resource` in a SotW response.
+const FEATURE_RESOURCE_IN_SOTW: &str = "xds.config.resource-in-sotw";
+
+/// Whether `node` honours resource TTLs and heartbeats: it says so in its client features, or
+/// it is Envoy 1.17 or later, which implements them without saying so (Envoy 1.40 sends
+/// `xds.config.resource-in-sotw` but not `xds.config.supports-resource-ttl`).
+pub(crate) fn supports_ttl(node: &Node) -> bool {
+    if node.client_features.iter().any(|f| f == FEATURE_RESOURCE_TTL) {
+        return true;
+    }
+    let version = match &node.user_agent_version_type {
+        Some(UserAgentVersionType::UserAgentBuildVersion(build)) => build.version.as_ref(),
+        _ => None,
+    };
+    node.user_agent_name == "envoy" && version.is_some_and(|v| (v.major_number, v.minor_number) >= (1, 17))
+}
+
+/// Whether `node` receives resources with a TTL wrapped, with their TTL, in State-of-the-World
+/// responses: it honours TTLs and unwraps `Resource` in SotW.
+pub(crate) fn wants_sotw_ttl(node: &Node) -> bool {
+    supports_ttl(node) && node.client_features.iter().any(|f| f == FEATURE_RESOURCE_IN_SOTW)
+}
+
+/// The heartbeat timer of a stream whose client receives TTLs, if the server sends heartbeats.
+/// The first tick is one interval from now; a late tick delays the next ones.
+pub(crate) fn heartbeat_timer(shared: &Shared, ttl_client: bool) -> Option<tokio::time::Interval> {
+    let period = shared.heartbeat_interval.filter(|_| ttl_client)?;
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Some(timer)
+}
+
+/// Waits for the next tick of `timer`; forever if there is none.
+pub(crate) async fn next_heartbeat(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl Shared {
@@ -135,9 +182,25 @@ pub struct XdsServerBuilder {
     legacy_wildcard: HashSet<String>,
     control_plane_id: String,
     max_decoding_message_size: Option<usize>,
+    heartbeat_interval: Option<Duration>,
 }
 
 impl XdsServerBuilder {
+    /// Sends heartbeats every `interval` (default: none; a zero interval turns them off). On
+    /// each tick, every stream whose client honours TTLs sends, for each type whose last
+    /// response it has answered with an ACK and which holds resources with a TTL, a response
+    /// that renews their TTLs: in Delta, `Resource` entries with name, version and TTL and no
+    /// body (the client only renews the TTLs); in State of the World, those resources again,
+    /// wrapped with their TTL at the same version (all subscribed resources for clusters,
+    /// listeners and scoped routes, whose responses are the full set). Envoy's SotW client
+    /// neither renews a TTL from a body-less heartbeat nor keeps, for clusters and listeners,
+    /// what a response leaves out; an unchanged resource sent again changes nothing there.
+    /// Virtual hosts (VHDS) get no heartbeats: Envoy takes a body-less one as a removal.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = Some(interval).filter(|i| !i.is_zero());
+        self
+    }
+
     /// The largest request message accepted, in bytes (default: tonic's 4 MiB). A larger one
     /// ends its stream with `OUT_OF_RANGE`; other streams are not affected.
     pub fn max_decoding_message_size(mut self, bytes: usize) -> Self {
@@ -173,6 +236,7 @@ impl XdsServerBuilder {
                 next_stream: AtomicU64::new(0),
                 legacy_wildcard: self.legacy_wildcard,
                 control_plane_id: self.control_plane_id,
+                heartbeat_interval: self.heartbeat_interval,
             }),
             max_decoding_message_size: self.max_decoding_message_size,
         }
@@ -193,6 +257,7 @@ impl XdsServer {
             legacy_wildcard: [type_url::CLUSTER, type_url::LISTENER].into_iter().map(String::from).collect(),
             control_plane_id: String::new(),
             max_decoding_message_size: None,
+            heartbeat_interval: None,
         }
     }
 
