@@ -73,6 +73,8 @@ pub(crate) fn check_request<'a>(
     if node.is_none() {
         let first = request_node
             .ok_or_else(|| Status::invalid_argument("node: the first request of a stream must carry the node"))?;
+        tracing::debug!(stream = id, node = %first.id, user_agent = %first.user_agent_name,
+            features = ?first.client_features, "xDS stream opened");
         shared.observer.stream_opened(id, first);
         *node = Some(first.clone());
     }
@@ -100,23 +102,36 @@ const FEATURE_RESOURCE_TTL: &str = "xds.config.supports-resource-ttl";
 const FEATURE_RESOURCE_IN_SOTW: &str = "xds.config.resource-in-sotw";
 
 /// Whether `node` honours resource TTLs and heartbeats: it says so in its client features, or
-/// it is Envoy 1.17 or later, which implements them without saying so (Envoy 1.40 sends
-/// `xds.config.resource-in-sotw` but not `xds.config.supports-resource-ttl`).
+/// it is Envoy 1.17 or later, which implements them without saying so (Envoy 1.40 sends no
+/// client features at all).
 pub(crate) fn supports_ttl(node: &Node) -> bool {
-    if node.client_features.iter().any(|f| f == FEATURE_RESOURCE_TTL) {
-        return true;
-    }
+    has_feature(node, FEATURE_RESOURCE_TTL) || is_envoy_with_ttl(node)
+}
+
+/// Whether `node` receives resources with a TTL wrapped, with their TTL, in State-of-the-World
+/// responses: it honours TTLs and unwraps `Resource` in SotW (as Envoy 1.17 or later does).
+pub(crate) fn wants_sotw_ttl(node: &Node) -> bool {
+    is_envoy_with_ttl(node) || (has_feature(node, FEATURE_RESOURCE_TTL) && has_feature(node, FEATURE_RESOURCE_IN_SOTW))
+}
+
+/// [`wants_sotw_ttl`] for the resources of `type_url`. Envoy gets route configurations without
+/// their TTL: Envoy 1.40 crashes (SIGSEGV) when the TTL of a route configuration it got over
+/// SotW expires.
+pub(crate) fn wants_sotw_ttl_for(node: &Node, type_url: &str) -> bool {
+    wants_sotw_ttl(node) && !(type_url == crate::resource::type_url::ROUTE && is_envoy_with_ttl(node))
+}
+
+fn has_feature(node: &Node, feature: &str) -> bool {
+    node.client_features.iter().any(|f| f == feature)
+}
+
+/// Envoy 1.17 or later: it honours TTLs and heartbeats, and unwraps `Resource` in SotW.
+fn is_envoy_with_ttl(node: &Node) -> bool {
     let version = match &node.user_agent_version_type {
         Some(UserAgentVersionType::UserAgentBuildVersion(build)) => build.version.as_ref(),
         _ => None,
     };
     node.user_agent_name == "envoy" && version.is_some_and(|v| (v.major_number, v.minor_number) >= (1, 17))
-}
-
-/// Whether `node` receives resources with a TTL wrapped, with their TTL, in State-of-the-World
-/// responses: it honours TTLs and unwraps `Resource` in SotW.
-pub(crate) fn wants_sotw_ttl(node: &Node) -> bool {
-    supports_ttl(node) && node.client_features.iter().any(|f| f == FEATURE_RESOURCE_IN_SOTW)
 }
 
 /// The heartbeat timer of a stream whose client receives TTLs, if the server sends heartbeats.

@@ -43,6 +43,8 @@ struct TypeState {
     sent: Option<Sent>,
     /// Full-state type (CDS, LDS): every response carries the whole subscribed set.
     full_state: bool,
+    /// The client receives resources of this type with a TTL wrapped with it, and heartbeats.
+    ttl_client: bool,
     /// Partial types (EDS, RDS, ...): the version of each resource last sent, so an update
     /// carries only what changed.
     sent_versions: HashMap<Arc<str>, u64>,
@@ -81,8 +83,6 @@ pub(crate) struct SotwStream {
     next_nonce: u64,
     outbox: VecDeque<EncodedMessage>,
     done: bool,
-    /// The client honours TTLs and unwraps `Resource`: resources with a TTL go out wrapped.
-    ttl_client: bool,
     /// Ticks when heartbeats are due (only for a TTL client of a server that sends them).
     heartbeat: Option<tokio::time::Interval>,
 }
@@ -106,7 +106,6 @@ impl SotwStream {
             next_nonce: 0,
             outbox: VecDeque::new(),
             done: false,
-            ttl_client: false,
             heartbeat: None,
         }
     }
@@ -171,8 +170,8 @@ impl SotwStream {
             &req.type_url,
         )?;
         if first_request {
-            self.ttl_client = self.node.as_ref().is_some_and(super::wants_sotw_ttl);
-            self.heartbeat = super::heartbeat_timer(&self.shared, self.ttl_client);
+            let ttl_client = self.node.as_ref().is_some_and(super::wants_sotw_ttl);
+            self.heartbeat = super::heartbeat_timer(&self.shared, ttl_client);
         }
         self.shared.observer.request(self.id, type_url, &req.resource_names);
         let idx = match self.types.iter().position(|t| &*t.type_url == type_url) {
@@ -232,6 +231,7 @@ impl SotwStream {
             requested: false,
             sent: None,
             full_state: full_state(type_url),
+            ttl_client: self.node.as_ref().is_some_and(|n| super::wants_sotw_ttl_for(n, type_url)),
             sent_versions: HashMap::new(),
             awaiting_reply: false,
             nacked: false,
@@ -249,8 +249,8 @@ impl SotwStream {
     fn flush(&mut self) {
         for i in 0..self.order.len() {
             let idx = self.order[i];
-            let ttl_client = self.ttl_client;
             let st = &mut self.types[idx];
+            let ttl_client = st.ttl_client;
             if !st.requested || st.awaiting_reply {
                 continue;
             }
@@ -306,7 +306,7 @@ impl SotwStream {
         for i in 0..self.order.len() {
             let idx = self.order[i];
             let st = &mut self.types[idx];
-            if st.awaiting_reply || st.nacked || st.sent.is_none() {
+            if !st.ttl_client || st.awaiting_reply || st.nacked || st.sent.is_none() {
                 continue;
             }
             let Some(current) = st.current.clone() else { continue };
