@@ -432,3 +432,21 @@ async fn delta_clients_that_do_not_honour_ttls_get_no_ttl_and_no_heartbeats() {
     drop(d);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn delta_virtual_hosts_go_without_their_ttl() {
+    use envoy_types::pb::envoy::config::route::v3::VirtualHost;
+    let server = TestServer::start_with(|b| b.heartbeat_interval(HEARTBEAT)).await;
+    let vh = Resource::new(&VirtualHost { name: "routes/vh".into(), domains: strings(&["*"]), ..Default::default() })
+        .with_ttl(ttl(30));
+    server.cache.set_snapshot("n", Snapshot::new([vh])).expect("set");
+    let mut d = Delta::open(&server, "n", &[SUPPORTS_TTL]).await;
+    d.subscribe(bosun_xds::type_url::VIRTUAL_HOST, &["routes/vh"], &[]).await;
+    let first = d.recv().await;
+    // No heartbeat can renew a virtual host's TTL (Envoy takes a body-less one as a removal).
+    assert_eq!(delta_entries(&first), [("routes/vh".into(), None, true)]);
+    d.ack(&first).await;
+    assert!(d.try_recv(NO_HEARTBEAT).await.is_none());
+    drop(d);
+    server.shutdown().await;
+}

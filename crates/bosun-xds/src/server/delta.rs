@@ -415,7 +415,10 @@ impl DeltaStream {
     fn add_type(&mut self, type_url: &str, mut rx: crate::cache::TypeWatch) -> usize {
         let current = rx.borrow_and_update().clone();
         let idx = self.types.len();
-        self.types.push(TypeState::new(type_url, current, self.ttl_client));
+        // Virtual hosts get no TTL: they can get no heartbeat (Envoy's VHDS takes a body-less
+        // resource as a removal), so a TTL would only expire them while the server runs.
+        let ttl_client = self.ttl_client && type_url != type_url::VIRTUAL_HOST;
+        self.types.push(TypeState::new(type_url, current, ttl_client));
         self.changes.insert(idx, WatchStream::from_changes(rx));
         let p = push_priority(type_url);
         let pos =
@@ -453,16 +456,12 @@ impl DeltaStream {
 
     /// Queues a heartbeat for every type with nothing outstanding or pending whose last
     /// response was ACKed: a body-less entry for each resource with a TTL that the client holds
-    /// at its current version. Its cost follows the resources with a TTL. Virtual hosts get
-    /// none: Envoy's VHDS takes a body-less resource as a removal.
+    /// at its current version. Its cost follows the resources with a TTL.
     fn send_heartbeats(&mut self) {
         for i in 0..self.order.len() {
             let idx = self.order[i];
             let st = &self.types[idx];
-            if !st.requested || st.dirty || st.nacked || st.outstanding.is_some() {
-                continue;
-            }
-            if &*st.type_url == type_url::VIRTUAL_HOST {
+            if !st.ttl_client || !st.requested || st.dirty || st.nacked || st.outstanding.is_some() {
                 continue;
             }
             let Some(current) = st.current.clone() else { continue };

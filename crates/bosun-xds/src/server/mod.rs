@@ -209,8 +209,10 @@ impl XdsServerBuilder {
     /// wrapped with their TTL at the same version (all subscribed resources for clusters,
     /// listeners and scoped routes, whose responses are the full set). Envoy's SotW client
     /// neither renews a TTL from a body-less heartbeat nor keeps, for clusters and listeners,
-    /// what a response leaves out; an unchanged resource sent again changes nothing there.
-    /// Virtual hosts (VHDS) get no heartbeats: Envoy takes a body-less one as a removal.
+    /// what a response leaves out (with Envoy 1.40, a body-less heartbeat removed the cluster or
+    /// listener at once); an unchanged resource sent again changes nothing there.
+    /// Virtual hosts (VHDS) get neither TTLs nor heartbeats: Envoy takes a body-less one as a
+    /// removal, so a TTL could only expire them while the server runs.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.heartbeat_interval = Some(interval).filter(|i| !i.is_zero());
         self
