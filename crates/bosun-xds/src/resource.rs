@@ -359,21 +359,32 @@ impl TtlView {
         &self.resources
     }
 
-    /// Every resource's SotW entry of `set` (whose view this is), as `ttl_client` receives it.
-    pub(crate) fn sotw_body<'a>(&'a self, set: &'a TypeResources, ttl_client: bool) -> &'a Bytes {
-        if !ttl_client || self.resources.is_empty() {
-            return set.all_entries();
+    /// Every resource's SotW entry of `set`, as `ttl_client` receives it: the set's shared body,
+    /// or (for a client that honours TTLs, when some resource has one) the body with those
+    /// resources wrapped, built once per set. A client that does not honour TTLs costs nothing
+    /// more than before.
+    pub(crate) fn sotw_body(set: &TypeResources, ttl_client: bool) -> &Bytes {
+        match ttl_view_if(set, ttl_client) {
+            Some(view) => view.sotw_body.get_or_init(|| concat(set.iter().map(|r| r.sotw_entry_for(true)))),
+            None => set.all_entries(),
         }
-        self.sotw_body.get_or_init(|| concat(set.iter().map(|r| r.sotw_entry_for(true))))
     }
 
-    /// Every resource's delta entry of `set` (whose view this is), as `ttl_client` receives it.
-    pub(crate) fn delta_body<'a>(&'a self, set: &'a TypeResources, ttl_client: bool) -> &'a Bytes {
-        if !ttl_client || self.resources.is_empty() {
-            return set.all_delta_entries();
+    /// Every resource's delta entry of `set`, as `ttl_client` receives it (as [`Self::sotw_body`]).
+    pub(crate) fn delta_body(set: &TypeResources, ttl_client: bool) -> &Bytes {
+        match ttl_view_if(set, ttl_client) {
+            Some(view) => view.delta_body.get_or_init(|| concat(set.iter().map(|r| r.delta_entry_for(true)))),
+            None => set.all_delta_entries(),
         }
-        self.delta_body.get_or_init(|| concat(set.iter().map(|r| r.delta_entry_for(true))))
     }
+}
+
+/// The TTL view of `set`, if `ttl_client` and some resource of the set has a TTL.
+fn ttl_view_if(set: &TypeResources, ttl_client: bool) -> Option<&TtlView> {
+    if !ttl_client {
+        return None;
+    }
+    Some(set.ttl_view()).filter(|view| !view.resources.is_empty())
 }
 
 fn concat<'a>(entries: impl Iterator<Item = &'a Bytes>) -> Bytes {
@@ -483,18 +494,18 @@ mod tests {
             Resource::new(&Cluster { name: "b".into(), ..Default::default() }).with_ttl(Some(Duration::from_secs(5)));
         let plain_set = TypeResources::new(type_url::CLUSTER, [a.clone()]);
         assert!(plain_set.ttl_view().resources().is_empty());
-        assert_eq!(plain_set.ttl_view().sotw_body(&plain_set, true), plain_set.all_entries());
+        assert_eq!(TtlView::sotw_body(&plain_set, true), plain_set.all_entries());
         let set = TypeResources::new(type_url::CLUSTER, [a.clone(), b.clone()]);
         assert_eq!(set.ttl_view().resources(), std::slice::from_ref(&b));
-        assert_eq!(set.ttl_view().sotw_body(&set, false), set.all_entries());
+        assert_eq!(TtlView::sotw_body(&set, false), set.all_entries());
         let mut expected = BytesMut::new();
         expected.extend_from_slice(a.sotw_entry());
         expected.extend_from_slice(b.sotw_entry_for(true));
-        assert_eq!(set.ttl_view().sotw_body(&set, true), &expected.freeze());
+        assert_eq!(TtlView::sotw_body(&set, true), &expected.freeze());
         let mut expected = BytesMut::new();
         expected.extend_from_slice(a.delta_entry());
         expected.extend_from_slice(b.delta_entry_for(true));
-        assert_eq!(set.ttl_view().delta_body(&set, true), &expected.freeze());
+        assert_eq!(TtlView::delta_body(&set, true), &expected.freeze());
     }
 
     #[test]

@@ -31,7 +31,7 @@ use tonic::{Status, Streaming};
 use super::Shared;
 use crate::codec::{EncodedMessage, len_field_size, put_len_field};
 use crate::observer::{ResponseEvent, SentResources, StreamId, Subscribed};
-use crate::resource::{Resource, push_priority, type_url};
+use crate::resource::{Resource, TtlView, push_priority, type_url};
 use crate::snapshot::TypeResources;
 
 type Change = Option<Arc<TypeResources>>;
@@ -194,7 +194,7 @@ impl TypeState {
         if self.wildcard && self.held.is_empty() {
             // A fresh wildcard subscriber: the body built once for all of them.
             if !set.is_empty() {
-                diff.chunks.push(set.ttl_view().delta_body(set, self.ttl_client).clone());
+                diff.chunks.push(TtlView::delta_body(set, self.ttl_client).clone());
                 diff.count = set.len();
             }
             for r in set.iter() {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::observer::Subscribed;
+use crate::resource::TtlView;
 use crate::snapshot::TypeResources;
 
 /// The names a client asked for, with xDS wildcard semantics (DESIGN.md §2 item 6).
@@ -72,7 +73,7 @@ impl Subscription {
         if self.wildcard {
             return Selection {
                 digest: set.digest() ^ 0x9e37_79b9_7f4a_7c15,
-                chunks: vec![set.ttl_view().sotw_body(set, ttl_client).clone()],
+                chunks: vec![TtlView::sotw_body(set, ttl_client).clone()],
                 count: set.len(),
             };
         }
@@ -87,7 +88,7 @@ impl Subscription {
         let count = chunks.len();
         if count == set.len() && count > 1 {
             // The client asked for everything there is: send the body that is already built.
-            chunks = vec![set.ttl_view().sotw_body(set, ttl_client).clone()];
+            chunks = vec![TtlView::sotw_body(set, ttl_client).clone()];
         }
         Selection { digest, chunks, count }
     }
@@ -146,7 +147,7 @@ impl Subscription {
         }
         let count = chunks.len();
         if count == set.len() && count > 1 {
-            chunks = vec![set.ttl_view().sotw_body(set, ttl_client).clone()];
+            chunks = vec![TtlView::sotw_body(set, ttl_client).clone()];
         }
         Selection { digest: 0, chunks, count }
     }
