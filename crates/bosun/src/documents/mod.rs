@@ -229,7 +229,7 @@ pub fn resource_of(kv: &KeyValue) -> Option<Result<Resource, String>> {
 }
 
 /// The TTL that `labels` give (their [`XDS_TTL_LABEL`]), if any.
-pub fn xds_ttl(labels: &Labels) -> Result<Option<std::time::Duration>, String> {
+fn xds_ttl(labels: &Labels) -> Result<Option<std::time::Duration>, String> {
     let Some(text) = labels.get(XDS_TTL_LABEL) else { return Ok(None) };
     parse_xds_ttl(text).map(Some).map_err(|reason| format!("metadata.labels.{XDS_TTL_LABEL}: {reason}"))
 }
