@@ -100,6 +100,11 @@ pub trait Observer: Send + Sync + 'static {
     fn request(&self, _id: StreamId, _type_url: &str, _names: &[String]) {}
     /// A response was written.
     fn response(&self, _id: StreamId, _event: &ResponseEvent<'_>) {}
+    /// A heartbeat was written: a response that renews the TTLs of resources the client holds
+    /// (see [`crate::XdsServerBuilder::heartbeat_interval`]). By default it counts as a response.
+    fn heartbeat(&self, id: StreamId, event: &ResponseEvent<'_>) {
+        self.response(id, event);
+    }
     /// A response was written (right after [`Observer::response`]): what it was selected from.
     fn resources_sent(&self, _id: StreamId, _sent: &SentResources<'_>) {}
     /// The client accepted `version` of `type_url`.

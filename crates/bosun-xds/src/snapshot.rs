@@ -12,7 +12,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::RouteSpecifier;
 use prost::Message;
 
-use crate::resource::{Resource, type_url};
+use crate::resource::{Resource, TtlView, type_url};
 
 /// The resources of one type in a snapshot, with their combined version and the encoded body
 /// that every wildcard subscriber receives.
@@ -28,6 +28,8 @@ pub struct TypeResources {
     all_delta_entries: OnceLock<Bytes>,
     /// For a set of clusters: each EDS cluster's endpoints name, decoded on first use.
     eds_names: OnceLock<HashMap<Arc<str>, String>>,
+    /// The resources with a TTL and the bodies for clients that support TTLs, built on first use.
+    ttl_view: OnceLock<TtlView>,
     /// The digest of the set this one replaced in its group, and the names whose resource
     /// differs between the two (changed, added or removed): what a delta stream that had the
     /// previous set needs to look at.
@@ -60,6 +62,7 @@ impl TypeResources {
             all_entries: body.freeze(),
             all_delta_entries: OnceLock::new(),
             eds_names: OnceLock::new(),
+            ttl_view: OnceLock::new(),
             changes: None,
             created: Instant::now(),
         }
@@ -114,6 +117,11 @@ impl TypeResources {
 
     pub(crate) fn all_entries(&self) -> &Bytes {
         &self.all_entries
+    }
+
+    /// The resources with a TTL and the bodies for clients that support TTLs (built once).
+    pub(crate) fn ttl_view(&self) -> &TtlView {
+        self.ttl_view.get_or_init(|| TtlView::new(self.resources.values()))
     }
 
     /// The names whose resource differs from the set with digest `previous`, if this set is

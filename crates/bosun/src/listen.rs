@@ -60,6 +60,10 @@ pub struct ListenArgs {
     /// Open xDS connections allowed; more are closed at once [default: 10000].
     #[arg(long, value_name = "N")]
     pub xds_max_connections: Option<usize>,
+    /// Seconds between heartbeats that renew the TTLs of resources that have one (label
+    /// `bosun.io/xds-ttl`), for clients that honour TTLs; 0: no heartbeats [default: 0].
+    #[arg(long, value_name = "SECONDS")]
+    pub xds_heartbeat_interval: Option<u64>,
     /// Open admin connections allowed; more are closed at once [default: 256].
     #[arg(long, value_name = "N")]
     pub admin_max_connections: Option<usize>,
@@ -90,6 +94,7 @@ pub struct XdsFile {
     max_message_bytes: Option<usize>,
     max_streams_per_connection: Option<u32>,
     max_connections: Option<usize>,
+    heartbeat_interval_seconds: Option<u64>,
 }
 
 /// The `[admin]` and `[opensergo]` tables of `bosun.toml`.
@@ -124,6 +129,8 @@ pub struct XdsPortConfig {
     pub max_message_bytes: usize,
     /// Concurrent streams on one connection.
     pub max_streams_per_connection: u32,
+    /// Time between heartbeats of resources with a TTL (zero: none).
+    pub heartbeat_interval: Duration,
 }
 
 /// The port tables of `bosun.toml`.
@@ -202,6 +209,9 @@ pub fn resolve(
             "xds-max-streams-per-connection",
             u64::from(args.xds_max_streams_per_connection.or(xds.max_streams_per_connection).unwrap_or(100)),
         )? as u32,
+        heartbeat_interval: Duration::from_secs(
+            args.xds_heartbeat_interval.or(xds.heartbeat_interval_seconds).unwrap_or(0),
+        ),
     };
     let admin_config = PortConfig {
         tls: admin_tls,

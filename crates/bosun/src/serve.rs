@@ -84,6 +84,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .observer(xds_status.clone())
         .control_plane_id("bosun")
         .max_decoding_message_size(config.ports.xds.max_message_bytes)
+        .heartbeat_interval(config.ports.xds.heartbeat_interval)
         .build();
     let xds = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(config.ports.xds.keepalive_interval))

@@ -67,6 +67,7 @@ struct Metrics {
     streams: Gauge,
     requests: Family<TypeLabel, Counter>,
     responses: Family<TypeLabel, Counter>,
+    heartbeats: Family<TypeLabel, Counter>,
     response_bytes: Family<TypeLabel, Counter>,
     acks: Family<TypeLabel, Counter>,
     nacks: Family<TypeLabel, Counter>,
@@ -90,6 +91,7 @@ impl XdsStatus {
             streams: Gauge::default(),
             requests: Family::default(),
             responses: Family::default(),
+            heartbeats: Family::default(),
             response_bytes: Family::default(),
             acks: Family::default(),
             nacks: Family::default(),
@@ -99,6 +101,7 @@ impl XdsStatus {
         xds.register("streams", "Connected xDS streams", metrics.streams.clone());
         xds.register("requests", "Discovery requests received", metrics.requests.clone());
         xds.register("responses", "Discovery responses sent (pushes)", metrics.responses.clone());
+        xds.register("heartbeats", "Heartbeat responses sent (renewing resource TTLs)", metrics.heartbeats.clone());
         xds.register("response_bytes", "Bytes of discovery responses sent", metrics.response_bytes.clone());
         xds.register("acks", "Responses accepted by clients", metrics.acks.clone());
         xds.register("nacks", "Responses rejected by clients", metrics.nacks.clone());
@@ -169,6 +172,14 @@ impl Observer for XdsStatus {
         self.metrics.response_bytes.get_or_create(&label).inc_by(event.bytes as u64);
         self.metrics.push_latency.get_or_create(&label).observe(event.latency.as_secs_f64());
         self.tracker.response(id, event);
+    }
+
+    fn heartbeat(&self, id: StreamId, event: &ResponseEvent<'_>) {
+        // Not a push: no push latency.
+        let label = type_label(event.type_url);
+        self.metrics.heartbeats.get_or_create(&label).inc();
+        self.metrics.response_bytes.get_or_create(&label).inc_by(event.bytes as u64);
+        self.tracker.heartbeat(id, event);
     }
 
     fn resources_sent(&self, id: StreamId, sent: &SentResources<'_>) {

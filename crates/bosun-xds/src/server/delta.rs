@@ -10,10 +10,15 @@
 //! per type is outstanding at a time; changes that arrive meanwhile go out, merged, after the
 //! client's ACK or NACK. A NACKed version counts as held, so it is never sent again; the next
 //! change of that resource is.
+//!
+//! With heartbeats on ([`crate::XdsServerBuilder::heartbeat_interval`]), a stream whose client
+//! honours TTLs has one timer; on each tick, for every type with nothing outstanding, it sends a
+//! body-less `Resource` (name, version, TTL) for each resource with a TTL that the client holds
+//! at its current version: the client renews the TTL and changes nothing else.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -27,7 +32,7 @@ use super::Shared;
 use super::names::{Glob, canonical_name, resolve_vhds_alias, split_vhds_alias};
 use crate::codec::{EncodedMessage, len_field_size, put_len_field};
 use crate::observer::{ResponseEvent, SentResources, StreamId, Subscribed};
-use crate::resource::{Resource, push_priority, type_url};
+use crate::resource::{Resource, TtlView, push_priority, type_url};
 use crate::snapshot::TypeResources;
 
 type Change = Option<Arc<TypeResources>>;
@@ -48,8 +53,9 @@ enum Held {
 }
 
 /// What a response of one type carries.
-#[derive(Default)]
 struct Diff {
+    /// The client honours TTLs: resources with a TTL go out with it.
+    ttl_client: bool,
     /// Delta entries of the resources to send.
     chunks: Vec<Bytes>,
     /// Number of resources in `chunks`.
@@ -61,6 +67,10 @@ struct Diff {
 }
 
 impl Diff {
+    fn new(ttl_client: bool) -> Self {
+        Self { ttl_client, chunks: Vec::new(), count: 0, removed: Vec::new(), replaced: Vec::new() }
+    }
+
     fn add_if_changed(&mut self, held: &mut HashMap<Arc<str>, Held>, r: &Resource) {
         let now = Held::Version(r.name_version_digest());
         match held.insert(r.name_arc().clone(), now) {
@@ -68,7 +78,7 @@ impl Diff {
             Some(Held::Version(_) | Held::Foreign) => self.replaced.push(r.name_arc().clone()),
             _ => {}
         }
-        self.chunks.push(r.delta_entry().clone());
+        self.chunks.push(r.delta_entry_for(self.ttl_client).clone());
         self.count += 1;
     }
 }
@@ -109,11 +119,17 @@ struct TypeState {
     resend: Vec<Arc<str>>,
     /// The last response sent and not yet answered: its nonce and system version.
     outstanding: Option<(String, String)>,
+    /// The client honours TTLs: resources with a TTL go out with it.
+    ttl_client: bool,
+    /// The client answered the last response with a NACK.
+    nacked: bool,
 }
 
 impl TypeState {
-    fn new(type_url: &str, current: Change) -> Self {
+    fn new(type_url: &str, current: Change, ttl_client: bool) -> Self {
         Self {
+            ttl_client,
+            nacked: false,
             type_url: type_url.into(),
             wildcard: false,
             names: HashSet::new(),
@@ -206,7 +222,7 @@ impl TypeState {
     /// The difference between what the client holds and what it subscribes to. The client is
     /// assumed to hold what is sent from now on.
     fn diff(&mut self, set: &TypeResources) -> Diff {
-        let mut diff = Diff::default();
+        let mut diff = Diff::new(self.ttl_client);
         if !self.aliases.is_empty() {
             self.resolve_aliases(set, &mut diff);
         }
@@ -224,7 +240,7 @@ impl TypeState {
         if self.wildcard && self.held.is_empty() {
             // A fresh wildcard subscriber: the body built once for all of them.
             if !set.is_empty() {
-                diff.chunks.push(set.all_delta_entries().clone());
+                diff.chunks.push(TtlView::delta_body(set, self.ttl_client).clone());
                 diff.count = set.len();
             }
             for r in set.iter() {
@@ -347,6 +363,10 @@ pub(crate) struct DeltaStream {
     next_nonce: u64,
     outbox: VecDeque<EncodedMessage>,
     done: bool,
+    /// The client honours TTLs: resources with a TTL go out with it.
+    ttl_client: bool,
+    /// Ticks when heartbeats are due (only for a TTL client of a server that sends them).
+    heartbeat: Option<tokio::time::Interval>,
 }
 
 impl DeltaStream {
@@ -368,6 +388,8 @@ impl DeltaStream {
             next_nonce: 0,
             outbox: VecDeque::new(),
             done: false,
+            ttl_client: false,
+            heartbeat: None,
         }
     }
 
@@ -408,6 +430,9 @@ impl DeltaStream {
                     }
                     self.flush();
                 }
+                _ = super::next_heartbeat(&mut self.heartbeat), if self.heartbeat.is_some() => {
+                    self.send_heartbeats();
+                }
             }
         }
     }
@@ -419,6 +444,7 @@ impl DeltaStream {
     }
 
     fn on_request(&mut self, req: DeltaDiscoveryRequest) -> Result<(), Status> {
+        let first_request = self.node.is_none();
         let type_url = super::check_request(
             &self.shared,
             self.id,
@@ -427,6 +453,10 @@ impl DeltaStream {
             self.fixed_type,
             &req.type_url,
         )?;
+        if first_request {
+            self.ttl_client = self.node.as_ref().is_some_and(super::supports_ttl);
+            self.heartbeat = super::heartbeat_timer(&self.shared, self.ttl_client);
+        }
         self.shared.observer.request(self.id, type_url, &req.resource_names_subscribe);
         let idx = match self.types.iter().position(|t| &*t.type_url == type_url) {
             Some(idx) => idx,
@@ -445,6 +475,7 @@ impl DeltaStream {
         let answers_outstanding = st.outstanding.as_ref().is_some_and(|(nonce, _)| *nonce == req.response_nonce);
         if answers_outstanding {
             if let Some((_, version)) = st.outstanding.take() {
+                st.nacked = req.error_detail.is_some();
                 match &req.error_detail {
                     Some(err) => {
                         tracing::warn!(stream = self.id, node = node_id, type_url, version = %version, error = %err.message, "delta NACK");
@@ -491,7 +522,10 @@ impl DeltaStream {
     fn add_type(&mut self, type_url: &str, mut rx: crate::cache::TypeWatch) -> usize {
         let current = rx.borrow_and_update().clone();
         let idx = self.types.len();
-        self.types.push(TypeState::new(type_url, current));
+        // Virtual hosts get no TTL: they can get no heartbeat (Envoy's VHDS takes a body-less
+        // resource as a removal), so a TTL would only expire them while the server runs.
+        let ttl_client = self.ttl_client && type_url != type_url::VIRTUAL_HOST;
+        self.types.push(TypeState::new(type_url, current, ttl_client));
         self.changes.insert(idx, WatchStream::from_changes(rx));
         let p = push_priority(type_url);
         let pos =
@@ -509,34 +543,90 @@ impl DeltaStream {
             }
             let Some(current) = st.current.clone() else { continue };
             st.dirty = false;
-            let Diff { chunks, count, removed, replaced } = st.diff(&current);
+            let Diff { chunks, count, removed, replaced, .. } = st.diff(&current);
             if chunks.is_empty() && removed.is_empty() && st.answered {
                 continue;
             }
             st.answered = true;
-            self.next_nonce += 1;
-            let nonce = self.next_nonce.to_string();
-            let head = response_head(current.version(), &st.type_url, &nonce, &removed, &self.shared.control_plane_id);
-            let message = EncodedMessage::new(head, chunks);
-            let event = ResponseEvent {
-                type_url: &st.type_url,
-                version: current.version(),
-                nonce: &nonce,
-                resources: count,
-                bytes: message.encoded_len(),
-                latency: Instant::now().saturating_duration_since(current.created()),
-            };
-            self.shared.observer.response(self.id, &event);
+            let nonce = self.queue_response(self.order[i], &current, chunks, count, &removed, false);
+            let st = &mut self.types[self.order[i]];
             let subscribed = if st.wildcard { Subscribed::All } else { Subscribed::SharedNames(&st.names) };
             let sent =
                 SentResources { type_url: &st.type_url, version: current.version(), resources: &current, subscribed };
             self.shared.observer.resources_sent(self.id, &sent);
             st.outstanding = Some((nonce, current.version().to_owned()));
-            self.outbox.push_back(message);
             if self.fixed_type.is_none() && current.type_url() == type_url::CLUSTER && !replaced.is_empty() {
                 self.resend_endpoints_of(&current, &replaced);
             }
         }
+    }
+
+    /// Queues a heartbeat for every type with nothing outstanding or pending whose last
+    /// response was ACKed: a body-less entry for each resource with a TTL that the client holds
+    /// at its current version. Its cost follows the resources with a TTL.
+    fn send_heartbeats(&mut self) {
+        for i in 0..self.order.len() {
+            let idx = self.order[i];
+            let st = &self.types[idx];
+            if !st.ttl_client || !st.requested || st.dirty || st.nacked || st.outstanding.is_some() {
+                continue;
+            }
+            let Some(current) = st.current.clone() else { continue };
+            let chunks: Vec<Bytes> = current
+                .ttl_view()
+                .resources()
+                .iter()
+                .filter(|r| {
+                    (st.wildcard || st.names.contains(r.name()))
+                        && st.held.get(r.name()) == Some(&Held::Version(r.name_version_digest()))
+                })
+                .filter_map(|r| r.delta_heartbeat_entry().cloned())
+                .collect();
+            if chunks.is_empty() {
+                continue;
+            }
+            let count = chunks.len();
+            let nonce = self.queue_response(idx, &current, chunks, count, &[], true);
+            self.types[idx].outstanding = Some((nonce, current.version().to_owned()));
+        }
+    }
+
+    /// Queues a response of type `idx` made of `chunks` (`count` resources) and `removed` at the
+    /// version of `current`, reports it to the observer, and returns its nonce.
+    fn queue_response(
+        &mut self,
+        idx: usize,
+        current: &TypeResources,
+        chunks: Vec<Bytes>,
+        count: usize,
+        removed: &[Arc<str>],
+        heartbeat: bool,
+    ) -> String {
+        let st = &self.types[idx];
+        self.next_nonce += 1;
+        let nonce = self.next_nonce.to_string();
+        let head = response_head(current.version(), &st.type_url, &nonce, removed, &self.shared.control_plane_id);
+        let message = EncodedMessage::new(head, chunks);
+        let event = ResponseEvent {
+            type_url: &st.type_url,
+            version: current.version(),
+            nonce: &nonce,
+            resources: count,
+            bytes: message.encoded_len(),
+            // A heartbeat is no push: it has no push latency.
+            latency: if heartbeat {
+                Duration::ZERO
+            } else {
+                Instant::now().saturating_duration_since(current.created())
+            },
+        };
+        if heartbeat {
+            self.shared.observer.heartbeat(self.id, &event);
+        } else {
+            self.shared.observer.response(self.id, &event);
+        }
+        self.outbox.push_back(message);
+        nonce
     }
 }
 

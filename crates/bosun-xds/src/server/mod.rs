@@ -10,8 +10,10 @@ use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::core::v3::node::UserAgentVersionType;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -52,6 +54,7 @@ pub(crate) struct Shared {
     next_stream: AtomicU64,
     legacy_wildcard: HashSet<String>,
     control_plane_id: String,
+    heartbeat_interval: Option<Duration>,
 }
 
 /// The most resource types one stream may subscribe to. Each holds a watch in the cache: a
@@ -71,6 +74,8 @@ pub(crate) fn check_request<'a>(
     if node.is_none() {
         let first = request_node
             .ok_or_else(|| Status::invalid_argument("node: the first request of a stream must carry the node"))?;
+        tracing::debug!(stream = id, node = %first.id, user_agent = %first.user_agent_name,
+            features = ?first.client_features, "xDS stream opened");
         shared.observer.stream_opened(id, first);
         *node = Some(first.clone());
     }
@@ -90,6 +95,63 @@ pub(crate) fn check_type_count(types: usize) -> Result<(), Status> {
         )));
     }
     Ok(())
+}
+
+/// Client feature: the client honours `Resource.ttl` and heartbeats.
+const FEATURE_RESOURCE_TTL: &str = "xds.config.supports-resource-ttl";
+/// Client feature: the client unwraps `envoy.service.discovery.v3.Resource` in a SotW response.
+const FEATURE_RESOURCE_IN_SOTW: &str = "xds.config.resource-in-sotw";
+
+/// Whether `node` honours resource TTLs and heartbeats: it says so in its client features, or
+/// it is Envoy 1.17 or later, which implements them without saying so (Envoy 1.40 sends no
+/// client features at all).
+pub(crate) fn supports_ttl(node: &Node) -> bool {
+    has_feature(node, FEATURE_RESOURCE_TTL) || is_envoy_with_ttl(node)
+}
+
+/// Whether `node` receives resources with a TTL wrapped, with their TTL, in State-of-the-World
+/// responses: it honours TTLs and unwraps `Resource` in SotW (as Envoy 1.17 or later does).
+pub(crate) fn wants_sotw_ttl(node: &Node) -> bool {
+    is_envoy_with_ttl(node) || (has_feature(node, FEATURE_RESOURCE_TTL) && has_feature(node, FEATURE_RESOURCE_IN_SOTW))
+}
+
+/// [`wants_sotw_ttl`] for the resources of `type_url`. Envoy gets route configurations without
+/// their TTL: Envoy 1.40 crashes (SIGSEGV) when the TTL of a route configuration it got over
+/// SotW expires.
+pub(crate) fn wants_sotw_ttl_for(node: &Node, type_url: &str) -> bool {
+    wants_sotw_ttl(node) && !(type_url == crate::resource::type_url::ROUTE && is_envoy_with_ttl(node))
+}
+
+fn has_feature(node: &Node, feature: &str) -> bool {
+    node.client_features.iter().any(|f| f == feature)
+}
+
+/// Envoy 1.17 or later: it honours TTLs and heartbeats, and unwraps `Resource` in SotW.
+fn is_envoy_with_ttl(node: &Node) -> bool {
+    let version = match &node.user_agent_version_type {
+        Some(UserAgentVersionType::UserAgentBuildVersion(build)) => build.version.as_ref(),
+        _ => None,
+    };
+    node.user_agent_name == "envoy" && version.is_some_and(|v| (v.major_number, v.minor_number) >= (1, 17))
+}
+
+/// The heartbeat timer of a stream whose client receives TTLs, if the server sends heartbeats.
+/// The first tick is one interval from now; a late tick delays the next ones.
+pub(crate) fn heartbeat_timer(shared: &Shared, ttl_client: bool) -> Option<tokio::time::Interval> {
+    let period = shared.heartbeat_interval.filter(|_| ttl_client)?;
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    Some(timer)
+}
+
+/// Waits for the next tick of `timer`; forever if there is none.
+pub(crate) async fn next_heartbeat(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl Shared {
@@ -136,9 +198,27 @@ pub struct XdsServerBuilder {
     legacy_wildcard: HashSet<String>,
     control_plane_id: String,
     max_decoding_message_size: Option<usize>,
+    heartbeat_interval: Option<Duration>,
 }
 
 impl XdsServerBuilder {
+    /// Sends heartbeats every `interval` (default: none; a zero interval turns them off). On
+    /// each tick, every stream whose client honours TTLs sends, for each type whose last
+    /// response it has answered with an ACK and which holds resources with a TTL, a response
+    /// that renews their TTLs: in Delta, `Resource` entries with name, version and TTL and no
+    /// body (the client only renews the TTLs); in State of the World, those resources again,
+    /// wrapped with their TTL at the same version (all subscribed resources for clusters,
+    /// listeners and scoped routes, whose responses are the full set). Envoy's SotW client
+    /// neither renews a TTL from a body-less heartbeat nor keeps, for clusters and listeners,
+    /// what a response leaves out (with Envoy 1.40, a body-less heartbeat removed the cluster or
+    /// listener at once); an unchanged resource sent again changes nothing there.
+    /// Virtual hosts (VHDS) get neither TTLs nor heartbeats: Envoy takes a body-less one as a
+    /// removal, so a TTL could only expire them while the server runs.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = Some(interval).filter(|i| !i.is_zero());
+        self
+    }
+
     /// The largest request message accepted, in bytes (default: tonic's 4 MiB). A larger one
     /// ends its stream with `OUT_OF_RANGE`; other streams are not affected.
     pub fn max_decoding_message_size(mut self, bytes: usize) -> Self {
@@ -174,6 +254,7 @@ impl XdsServerBuilder {
                 next_stream: AtomicU64::new(0),
                 legacy_wildcard: self.legacy_wildcard,
                 control_plane_id: self.control_plane_id,
+                heartbeat_interval: self.heartbeat_interval,
             }),
             max_decoding_message_size: self.max_decoding_message_size,
         }
@@ -194,6 +275,7 @@ impl XdsServer {
             legacy_wildcard: [type_url::CLUSTER, type_url::LISTENER].into_iter().map(String::from).collect(),
             control_plane_id: String::new(),
             max_decoding_message_size: None,
+            heartbeat_interval: None,
         }
     }
 

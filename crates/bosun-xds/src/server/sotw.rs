@@ -4,12 +4,17 @@
 //! stream, reads requests and cache changes, and yields responses. A response of a type is not
 //! followed by another of that type until the client answered it (ACK or NACK), which is the
 //! flow control xDS gives.
+//!
+//! With heartbeats on ([`crate::XdsServerBuilder::heartbeat_interval`]), a stream whose client
+//! honours TTLs has one timer; on each tick it sends again, at the same version, the resources
+//! with a TTL of every type whose last response was ACKed (the whole subscribed set for
+//! full-state types), so the client renews their TTLs.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use futures::{FutureExt, StreamExt};
@@ -38,11 +43,15 @@ struct TypeState {
     sent: Option<Sent>,
     /// Full-state type (CDS, LDS): every response carries the whole subscribed set.
     full_state: bool,
+    /// The client receives resources of this type with a TTL wrapped with it, and heartbeats.
+    ttl_client: bool,
     /// Partial types (EDS, RDS, ...): the version of each resource last sent, so an update
     /// carries only what changed.
     sent_versions: HashMap<Arc<str>, u64>,
     /// A response is out and the client has not answered it yet.
     awaiting_reply: bool,
+    /// The client answered the last response with a NACK: it holds another version.
+    nacked: bool,
     /// Answer the next request even if nothing changed (a cluster or listener is warming).
     answer_next_request: bool,
     /// Send on the next flush even if nothing changed.
@@ -74,6 +83,8 @@ pub(crate) struct SotwStream {
     next_nonce: u64,
     outbox: VecDeque<EncodedMessage>,
     done: bool,
+    /// Ticks when heartbeats are due (only for a TTL client of a server that sends them).
+    heartbeat: Option<tokio::time::Interval>,
 }
 
 impl SotwStream {
@@ -95,6 +106,7 @@ impl SotwStream {
             next_nonce: 0,
             outbox: VecDeque::new(),
             done: false,
+            heartbeat: None,
         }
     }
 
@@ -140,11 +152,15 @@ impl SotwStream {
                     }
                     self.flush();
                 }
+                _ = super::next_heartbeat(&mut self.heartbeat), if self.heartbeat.is_some() => {
+                    self.send_heartbeats();
+                }
             }
         }
     }
 
     fn on_request(&mut self, req: DiscoveryRequest) -> Result<(), Status> {
+        let first_request = self.node.is_none();
         let type_url = super::check_request(
             &self.shared,
             self.id,
@@ -153,6 +169,10 @@ impl SotwStream {
             self.fixed_type,
             &req.type_url,
         )?;
+        if first_request {
+            let ttl_client = self.node.as_ref().is_some_and(super::wants_sotw_ttl);
+            self.heartbeat = super::heartbeat_timer(&self.shared, ttl_client);
+        }
         self.shared.observer.request(self.id, type_url, &req.resource_names);
         let idx = match self.types.iter().position(|t| &*t.type_url == type_url) {
             Some(idx) => idx,
@@ -174,6 +194,7 @@ impl SotwStream {
         if current_nonce {
             // The client answers our last response of this type.
             st.awaiting_reply = false;
+            st.nacked = req.error_detail.is_some();
             match &req.error_detail {
                 Some(err) => {
                     tracing::warn!(stream = self.id, node = node_id, type_url, version = %req.version_info, error = %err.message, "NACK");
@@ -210,8 +231,10 @@ impl SotwStream {
             requested: false,
             sent: None,
             full_state: full_state(type_url),
+            ttl_client: self.node.as_ref().is_some_and(|n| super::wants_sotw_ttl_for(n, type_url)),
             sent_versions: HashMap::new(),
             awaiting_reply: false,
+            nacked: false,
             answer_next_request: false,
             force: false,
         });
@@ -227,12 +250,13 @@ impl SotwStream {
         for i in 0..self.order.len() {
             let idx = self.order[i];
             let st = &mut self.types[idx];
+            let ttl_client = st.ttl_client;
             if !st.requested || st.awaiting_reply {
                 continue;
             }
             let Some(current) = st.current.clone() else { continue };
             let selection = if st.full_state {
-                let selection = st.subscription.select(&current);
+                let selection = st.subscription.select(&current, ttl_client);
                 if !st.force && st.sent.as_ref().is_some_and(|s| s.digest == selection.digest) {
                     continue;
                 }
@@ -240,7 +264,7 @@ impl SotwStream {
             } else {
                 // Only what changed since it was last sent (all of it when forced); nothing
                 // changed, or nothing the client asked for exists yet: nothing to send.
-                let selection = st.subscription.select_changed(&current, &mut st.sent_versions, st.force);
+                let selection = st.subscription.select_changed(&current, &mut st.sent_versions, st.force, ttl_client);
                 if selection.count == 0 && !st.force {
                     continue;
                 }
@@ -249,19 +273,8 @@ impl SotwStream {
             st.force = false;
             // This response answers a warming cluster (listener) too.
             st.answer_next_request = false;
-            self.next_nonce += 1;
-            let nonce = self.next_nonce.to_string();
-            let head = response_head(current.version(), &st.type_url, &nonce, &self.shared.control_plane_id);
-            let message = EncodedMessage::new(head, selection.chunks);
-            let event = ResponseEvent {
-                type_url: &st.type_url,
-                version: current.version(),
-                nonce: &nonce,
-                resources: selection.count,
-                bytes: message.encoded_len(),
-                latency: Instant::now().saturating_duration_since(current.created()),
-            };
-            self.shared.observer.response(self.id, &event);
+            let nonce = self.queue_response(idx, &current, selection.chunks, selection.count, false);
+            let st = &mut self.types[idx];
             let sent = SentResources {
                 type_url: &st.type_url,
                 version: current.version(),
@@ -270,13 +283,11 @@ impl SotwStream {
             };
             self.shared.observer.resources_sent(self.id, &sent);
             st.sent = Some(Sent { nonce, digest: selection.digest });
-            st.awaiting_reply = true;
             let dependent = match &*st.type_url {
                 type_url::CLUSTER => Some(type_url::ENDPOINT),
                 type_url::LISTENER => Some(type_url::ROUTE),
                 _ => None,
             };
-            self.outbox.push_back(message);
             if let (None, Some(dep)) = (self.fixed_type, dependent) {
                 // Envoy re-requests EDS (RDS) for the clusters (listeners) it is warming: answer
                 // even if nothing changed, or they warm until the initial fetch timeout.
@@ -285,6 +296,79 @@ impl SotwStream {
                 }
             }
         }
+    }
+
+    /// Queues a heartbeat for every type whose last response the client ACKed and that holds
+    /// resources with a TTL: those resources again, wrapped with their TTL, at the version the
+    /// client holds (for full-state types, the whole subscribed set, or the client would drop
+    /// what the response leaves out). A type with a response outstanding skips this tick.
+    fn send_heartbeats(&mut self) {
+        for i in 0..self.order.len() {
+            let idx = self.order[i];
+            let st = &mut self.types[idx];
+            if !st.ttl_client || st.awaiting_reply || st.nacked || st.sent.is_none() {
+                continue;
+            }
+            let Some(current) = st.current.clone() else { continue };
+            let selection = if st.full_state {
+                if !st.subscription.selects_ttl(&current) {
+                    continue;
+                }
+                let selection = st.subscription.select(&current, true);
+                if st.sent.as_ref().is_some_and(|s| s.digest != selection.digest) {
+                    // Not what the client holds (a change is on its way): no heartbeat.
+                    continue;
+                }
+                selection
+            } else {
+                st.subscription.select_ttl_sent(&current, &st.sent_versions)
+            };
+            if selection.count == 0 {
+                continue;
+            }
+            let nonce = self.queue_response(idx, &current, selection.chunks, selection.count, true);
+            if let Some(sent) = &mut self.types[idx].sent {
+                sent.nonce = nonce;
+            }
+        }
+    }
+
+    /// Queues a response of type `idx` made of `chunks` (`count` resources) at the version of
+    /// `current`, reports it to the observer, and returns its nonce.
+    fn queue_response(
+        &mut self,
+        idx: usize,
+        current: &TypeResources,
+        chunks: Vec<Bytes>,
+        count: usize,
+        heartbeat: bool,
+    ) -> String {
+        let st = &mut self.types[idx];
+        self.next_nonce += 1;
+        let nonce = self.next_nonce.to_string();
+        let head = response_head(current.version(), &st.type_url, &nonce, &self.shared.control_plane_id);
+        let message = EncodedMessage::new(head, chunks);
+        let event = ResponseEvent {
+            type_url: &st.type_url,
+            version: current.version(),
+            nonce: &nonce,
+            resources: count,
+            bytes: message.encoded_len(),
+            // A heartbeat is no push: it has no push latency.
+            latency: if heartbeat {
+                Duration::ZERO
+            } else {
+                Instant::now().saturating_duration_since(current.created())
+            },
+        };
+        if heartbeat {
+            self.shared.observer.heartbeat(self.id, &event);
+        } else {
+            self.shared.observer.response(self.id, &event);
+        }
+        st.awaiting_reply = true;
+        self.outbox.push_back(message);
+        nonce
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::observer::Subscribed;
+use crate::resource::TtlView;
 use crate::snapshot::TypeResources;
 
 /// The names a client asked for, with xDS wildcard semantics (DESIGN.md §2 item 6).
@@ -66,12 +67,13 @@ impl Subscription {
         !self.wildcard && self.names.is_empty()
     }
 
-    /// Selects what this subscription receives from `set`.
-    pub fn select(&self, set: &TypeResources) -> Selection {
+    /// Selects what this subscription receives from `set`; `ttl_client`: the client receives
+    /// resources with a TTL wrapped with it.
+    pub fn select(&self, set: &TypeResources, ttl_client: bool) -> Selection {
         if self.wildcard {
             return Selection {
                 digest: set.digest() ^ 0x9e37_79b9_7f4a_7c15,
-                chunks: vec![set.all_entries().clone()],
+                chunks: vec![TtlView::sotw_body(set, ttl_client).clone()],
                 count: set.len(),
             };
         }
@@ -80,15 +82,34 @@ impl Subscription {
         for name in &self.names {
             if let Some(r) = set.get(name) {
                 digest = digest.wrapping_add(r.name_version_digest());
-                chunks.push(r.sotw_entry().clone());
+                chunks.push(r.sotw_entry_for(ttl_client).clone());
             }
         }
         let count = chunks.len();
         if count == set.len() && count > 1 {
             // The client asked for everything there is: send the body that is already built.
-            chunks = vec![set.all_entries().clone()];
+            chunks = vec![TtlView::sotw_body(set, ttl_client).clone()];
         }
         Selection { digest, chunks, count }
+    }
+
+    /// Whether the subscription selects a resource of `set` that has a TTL.
+    pub fn selects_ttl(&self, set: &TypeResources) -> bool {
+        set.ttl_view().resources().iter().any(|r| self.includes(r.name()))
+    }
+
+    /// The heartbeat of a partial type: the subscribed resources of `set` with a TTL whose
+    /// version the client was sent (in `sent`), wrapped with their TTL. Its cost follows the
+    /// resources with a TTL, not the set.
+    pub fn select_ttl_sent(&self, set: &TypeResources, sent: &HashMap<Arc<str>, u64>) -> Selection {
+        let chunks: Vec<Bytes> = set
+            .ttl_view()
+            .resources()
+            .iter()
+            .filter(|r| self.includes(r.name()) && sent.get(r.name()) == Some(&r.name_version_digest()))
+            .map(|r| r.sotw_entry_for(true).clone())
+            .collect();
+        Selection { digest: 0, count: chunks.len(), chunks }
     }
 }
 
@@ -102,14 +123,20 @@ impl Subscription {
     /// (all subscribed resources when `all`), and records them in `sent` as sent. Names no longer
     /// subscribed or no longer in the set are forgotten, so they are sent again if they return.
     /// For types where a response may carry part of the subscribed set (EDS, RDS): an update
-    /// costs the changed resources, not all of them.
-    pub fn select_changed(&self, set: &TypeResources, sent: &mut HashMap<Arc<str>, u64>, all: bool) -> Selection {
+    /// costs the changed resources, not all of them. `ttl_client`: as in [`Self::select`].
+    pub fn select_changed(
+        &self,
+        set: &TypeResources,
+        sent: &mut HashMap<Arc<str>, u64>,
+        all: bool,
+        ttl_client: bool,
+    ) -> Selection {
         sent.retain(|name, _| self.includes(name) && set.get(name).is_some());
         let mut chunks = Vec::new();
         let mut add = |r: &crate::resource::Resource| {
             let digest = r.name_version_digest();
             if all || sent.get(r.name()) != Some(&digest) {
-                chunks.push(r.sotw_entry().clone());
+                chunks.push(r.sotw_entry_for(ttl_client).clone());
                 sent.insert(r.name_arc().clone(), digest);
             }
         };
@@ -120,7 +147,7 @@ impl Subscription {
         }
         let count = chunks.len();
         if count == set.len() && count > 1 {
-            chunks = vec![set.all_entries().clone()];
+            chunks = vec![TtlView::sotw_body(set, ttl_client).clone()];
         }
         Selection { digest: 0, chunks, count }
     }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bosun_xds::{Observer, ResponseEvent, SnapshotCache, StreamId, XdsServer, type_url};
+use bosun_xds::{Observer, ResponseEvent, SnapshotCache, StreamId, XdsServer, XdsServerBuilder, type_url};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType, EdsClusterConfig};
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
@@ -59,9 +59,14 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with the default settings.
     pub async fn start() -> TestServer {
+        Self::start_with(|builder| builder).await
+    }
+
+    /// Starts a server with the settings `configure` makes (the cache and observer are set).
+    pub async fn start_with(configure: impl FnOnce(XdsServerBuilder) -> XdsServerBuilder) -> TestServer {
         let cache = Arc::new(SnapshotCache::default());
         let observer = Arc::new(Recorder::default());
-        let routes = XdsServer::builder(cache.clone()).observer(observer.clone()).build().routes();
+        let routes = configure(XdsServer::builder(cache.clone()).observer(observer.clone())).build().routes();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();

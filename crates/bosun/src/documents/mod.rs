@@ -14,6 +14,10 @@
 //! canonical JSON of the spec (for Envoy kinds with proto field names), with the labels. Namespace `default` is served
 //! to every node; another namespace to the nodes whose `node.cluster` is that name, on top of the
 //! default one (as the resources directory's sub-directories are).
+//!
+//! The label [`XDS_TTL_LABEL`] (`bosun.io/xds-ttl: 30s`) gives an Envoy document's resource a
+//! time to live: clients that honour TTLs drop it when that long passes without Bosun sending it
+//! or a heartbeat for it (`--xds-heartbeat-interval`), e.g. once Bosun is gone.
 
 mod kinds;
 
@@ -30,6 +34,11 @@ use crate::resources;
 pub const DEFAULT_NAMESPACE: &str = "default";
 /// The `apiVersion` of Bosun's documents.
 pub const API_VERSION: &str = "bosun.io/v1alpha1";
+/// The label that gives an Envoy document's resource a time to live: a duration such as `30s`,
+/// `1m30s`, `500ms` or `2h` (units `ms`, `s`, `m`, `h`).
+pub const XDS_TTL_LABEL: &str = "bosun.io/xds-ttl";
+/// The longest TTL accepted: a year.
+const MAX_XDS_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
 /// A validated document, ready to store.
 #[derive(Debug, Clone)]
@@ -206,16 +215,60 @@ impl Document {
     }
 }
 
-/// The resource a stored Envoy document serves; `None` if the key is not an Envoy kind.
+/// The resource a stored Envoy document serves, with the TTL of its [`XDS_TTL_LABEL`]; `None`
+/// if the key is not an Envoy kind.
 pub fn resource_of(kv: &KeyValue) -> Option<Result<Resource, String>> {
     let kind = EnvoyKind::of_store_kind(kv.key.kind())?;
     Some(
         serde_json::from_slice(&kv.value.data)
             .map_err(|e| format!("stored JSON: {e}"))
             .and_then(|spec| resources::transcode_as(&kind.descriptor, spec))
-            .map(|t| t.resource)
+            .and_then(|t| Ok(t.resource.with_ttl(xds_ttl(&kv.value.labels)?)))
             .map_err(|e| format!("{}: {e}", kv.key)),
     )
+}
+
+/// The TTL that `labels` give (their [`XDS_TTL_LABEL`]), if any.
+fn xds_ttl(labels: &Labels) -> Result<Option<std::time::Duration>, String> {
+    let Some(text) = labels.get(XDS_TTL_LABEL) else { return Ok(None) };
+    parse_xds_ttl(text).map(Some).map_err(|reason| format!("metadata.labels.{XDS_TTL_LABEL}: {reason}"))
+}
+
+/// The TTL `text` (a value of [`XDS_TTL_LABEL`]) gives.
+fn parse_xds_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let ttl = parse_duration(text)?;
+    if ttl.is_zero() || ttl > MAX_XDS_TTL {
+        return Err(format!("{text:?} must be more than 0 and at most a year"));
+    }
+    Ok(ttl)
+}
+
+/// Parses a duration such as `30s`, `1m30s`, `500ms` or `2h`: whole numbers, each with a unit
+/// (`ms`, `s`, `m`, `h`).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("{text:?} is not a duration such as 30s, 1m30s, 500ms or 2h");
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let millis_per_unit = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(invalid()),
+        };
+        rest = &rest[unit_len..];
+        let millis = number.checked_mul(millis_per_unit).ok_or_else(invalid)?;
+        total = total.checked_add(std::time::Duration::from_millis(millis)).ok_or_else(invalid)?;
+    }
+    Ok(total)
 }
 
 /// A stored governance document, typed; `None` if the key is not a governance kind.
@@ -305,6 +358,8 @@ impl Metadata {
                         };
                         let checked =
                             bosun_store::validate::label_key(&k).and_then(|()| bosun_store::validate::label_value(&v));
+                        let checked = checked
+                            .and_then(|()| if k == XDS_TTL_LABEL { parse_xds_ttl(&v).map(|_| ()) } else { Ok(()) });
                         match checked {
                             Ok(()) => {
                                 out.labels.insert(k, v);

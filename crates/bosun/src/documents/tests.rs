@@ -150,3 +150,46 @@ fn governance_errors_name_every_field() {
     envoy_alias["kind"] = json!("rls");
     assert_eq!(Document::parse(envoy_alias).unwrap().key.kind(), "RateLimitStrategy");
 }
+
+#[test]
+fn the_xds_ttl_label_gives_the_resource_a_ttl() {
+    use std::time::Duration;
+    let doc = |ttl: &str| {
+        Document::parse(json!({
+            "kind": "Cluster",
+            "metadata": {"name": "web", "labels": {XDS_TTL_LABEL: ttl}},
+            "spec": cluster_spec(),
+        }))
+    };
+    let stored = |doc: &Document| KeyValue {
+        key: doc.key.clone(),
+        value: doc.value(),
+        create_revision: 1,
+        mod_revision: 1,
+        version: 1,
+    };
+    for (text, expected) in [
+        ("30s", Duration::from_secs(30)),
+        ("1m30s", Duration::from_secs(90)),
+        ("500ms", Duration::from_millis(500)),
+        ("2h", Duration::from_secs(7200)),
+    ] {
+        let parsed = doc(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        let resource = resource_of(&stored(&parsed)).expect("an Envoy kind").expect("a resource");
+        assert_eq!(resource.ttl(), Some(expected), "{text}");
+    }
+    let without = Document::parse(json!({"kind": "Cluster", "metadata": {"name": "web"}, "spec": cluster_spec()}))
+        .expect("parses");
+    let plain = resource_of(&stored(&without)).expect("envoy").expect("resource");
+    assert_eq!(plain.ttl(), None);
+    let with = resource_of(&stored(&doc("30s").expect("parses"))).expect("envoy").expect("resource");
+    assert_ne!(with.version(), plain.version(), "the TTL is part of the version");
+
+    for bad in ["0s", "30", "s", "1d", "1.5s", "9000h", "-1s"] {
+        let errors = doc(bad).expect_err(bad);
+        assert!(
+            errors.iter().any(|e| e.to_string().contains(&format!("metadata.labels.{XDS_TTL_LABEL}"))),
+            "{bad}: {errors:?}"
+        );
+    }
+}
