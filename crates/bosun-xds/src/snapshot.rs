@@ -10,59 +10,157 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType,
 use envoy_types::pb::envoy::config::listener::v3::{Filter, Listener, filter};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::RouteSpecifier;
+use imbl::OrdMap;
 use prost::Message;
 
 use crate::resource::{Resource, type_url};
 
-/// The resources of one type in a snapshot, with their combined version and the encoded body
-/// that every wildcard subscriber receives.
+/// The resources of one type, with their combined version, the encoded bodies every wildcard
+/// subscriber receives, and what changed from the set this one replaced.
+///
+/// The resources sit in a persistent ordered map, so a set made from another by changing a few
+/// resources ([`TypeResources::updated`]) shares the rest with it: making it costs
+/// O(changed · log N), not O(N). The version is derived from an order-free sum of per-resource
+/// digests, updated by subtracting a replaced resource's digest and adding its replacement's;
+/// it depends only on the content, so the same resources give the same version in any process.
+/// The concatenated bodies are built on first use.
 #[derive(Debug)]
 pub struct TypeResources {
     type_url: Arc<str>,
     version: String,
     digest: u64,
-    resources: BTreeMap<Arc<str>, Resource>,
-    /// Every resource's `DiscoveryResponse.resources` entry, concatenated once.
-    all_entries: Bytes,
+    /// Wrapping sum of every resource's name-and-version digest.
+    digest_sum: u64,
+    resources: OrdMap<Arc<str>, Resource>,
+    /// Every resource's `DiscoveryResponse.resources` entry, concatenated on first use.
+    all_entries: OnceLock<Bytes>,
     /// Every resource's `DeltaDiscoveryResponse.resources` entry, concatenated on first use.
     all_delta_entries: OnceLock<Bytes>,
     /// For a set of clusters: each EDS cluster's endpoints name, decoded on first use.
     eds_names: OnceLock<HashMap<Arc<str>, String>>,
-    /// The digest of the set this one replaced in its group, and the names whose resource
-    /// differs between the two (changed, added or removed): what a delta stream that had the
-    /// previous set needs to look at.
-    changes: Option<(u64, Vec<Arc<str>>)>,
+    /// The names that differ from each of the last few sets of this type that this one
+    /// (directly or through its predecessors) replaced, newest first: what a stream that had
+    /// one of those sets needs to look at.
+    changes: Vec<Changes>,
     created: Instant,
 }
+
+/// The names (sorted, changed, added or removed) that differ between a set and the earlier
+/// set whose digest is `from`.
+#[derive(Debug)]
+struct Changes {
+    from: u64,
+    names: Vec<Arc<str>>,
+}
+
+/// How many earlier sets a set remembers its changes from: a stream that skipped a few sets
+/// (it was waiting for an ACK while several updates came) still looks only at what changed.
+const CHANGE_HISTORY: usize = 4;
 
 impl TypeResources {
     /// Builds the set from `resources` (all of `type_url`; a later duplicate name replaces an
     /// earlier one).
     pub fn new(type_url: &str, resources: impl IntoIterator<Item = Resource>) -> Self {
-        let resources: BTreeMap<Arc<str>, Resource> =
-            resources.into_iter().map(|r| (r.name_arc().clone(), r)).collect();
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        let mut body = BytesMut::with_capacity(resources.values().map(|r| r.sotw_entry().len()).sum());
-        for (name, r) in &resources {
-            hasher.update(name.as_bytes());
-            hasher.update(&[0]);
-            hasher.update(r.version().as_bytes());
-            hasher.update(&[0]);
-            body.extend_from_slice(r.sotw_entry());
+        let mut map = OrdMap::new();
+        let mut digest_sum = 0u64;
+        for r in resources {
+            let digest = r.name_version_digest();
+            if let Some(old) = map.insert(r.name_arc().clone(), r) {
+                digest_sum = digest_sum.wrapping_sub(old.name_version_digest());
+            }
+            digest_sum = digest_sum.wrapping_add(digest);
         }
-        let digest = if resources.is_empty() { 0 } else { hasher.digest() };
+        Self::from_parts(type_url.into(), map, digest_sum, Vec::new())
+    }
+
+    fn from_parts(
+        type_url: Arc<str>,
+        resources: OrdMap<Arc<str>, Resource>,
+        digest_sum: u64,
+        changes: Vec<Changes>,
+    ) -> Self {
+        let digest = set_digest(digest_sum, resources.len());
         let version = if resources.is_empty() { String::from("empty") } else { format!("{digest:016x}") };
         Self {
-            type_url: type_url.into(),
+            type_url,
             version,
             digest,
+            digest_sum,
             resources,
-            all_entries: body.freeze(),
+            all_entries: OnceLock::new(),
             all_delta_entries: OnceLock::new(),
             eds_names: OnceLock::new(),
-            changes: None,
+            changes,
             created: Instant::now(),
         }
+    }
+
+    /// The set made from this one by adding or replacing `upserts` and then removing
+    /// `deletes`, sharing every untouched resource with this one; `None` if that changes no
+    /// resource's content (then nobody needs waking). The new set records which names changed.
+    /// Costs O(changed · log N).
+    pub(crate) fn updated<'a>(
+        &self,
+        upserts: impl IntoIterator<Item = Resource>,
+        deletes: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Self> {
+        let mut resources = self.resources.clone();
+        let mut digest_sum = self.digest_sum;
+        let mut touched: Vec<Arc<str>> = Vec::new();
+        for r in upserts {
+            let name = r.name_arc().clone();
+            let digest = r.name_version_digest();
+            match resources.insert(name.clone(), r) {
+                // The same content: keep the resource already there (and its encodings).
+                Some(old) if old.name_version_digest() == digest => {
+                    resources.insert(name, old);
+                }
+                Some(old) => {
+                    digest_sum = digest_sum.wrapping_sub(old.name_version_digest()).wrapping_add(digest);
+                    touched.push(name);
+                }
+                None => {
+                    digest_sum = digest_sum.wrapping_add(digest);
+                    touched.push(name);
+                }
+            }
+        }
+        for name in deletes {
+            if let Some(old) = resources.remove(name) {
+                digest_sum = digest_sum.wrapping_sub(old.name_version_digest());
+                touched.push(old.name_arc().clone());
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        // A name replaced and then deleted (or replaced twice, back to what it was) may end
+        // where it started.
+        touched.retain(|name| {
+            self.resources.get(name).map(Resource::name_version_digest)
+                != resources.get(name).map(Resource::name_version_digest)
+        });
+        if touched.is_empty() {
+            return None;
+        }
+        let changes = self.history_with(touched, resources.len());
+        Some(Self::from_parts(self.type_url.clone(), resources, digest_sum, changes))
+    }
+
+    /// The change history of a set that replaces this one and differs from it in `names`
+    /// (sorted): `names` relative to this set, and their union with each change this set
+    /// recorded, while such a union stays smaller than half the new set (beyond that a full
+    /// comparison costs as much).
+    fn history_with(&self, names: Vec<Arc<str>>, new_len: usize) -> Vec<Changes> {
+        let mut history = Vec::with_capacity(CHANGE_HISTORY);
+        for earlier in self.changes.iter().take(CHANGE_HISTORY - 1) {
+            let merged = merge_sorted(&earlier.names, &names);
+            if merged.len() * 2 > new_len.max(64) {
+                break;
+            }
+            history.push(Changes { from: earlier.from, names: merged });
+        }
+        history.insert(0, Changes { from: self.digest, names });
+        history
     }
 
     /// The type URL.
@@ -104,20 +202,31 @@ impl TypeResources {
         self.digest
     }
 
+    /// Every resource's `DiscoveryResponse.resources` entry, concatenated on first use and
+    /// shared by every stream afterwards.
     pub(crate) fn all_entries(&self) -> &Bytes {
-        &self.all_entries
+        self.all_entries.get_or_init(|| self.concat(Resource::sotw_entry))
     }
 
     /// The names whose resource differs from the set with digest `previous`, if this set is
-    /// known to have replaced that one.
+    /// known to have replaced that one (directly or through a few sets in between).
     pub(crate) fn changed_since(&self, previous: u64) -> Option<&[Arc<str>]> {
-        match &self.changes {
-            Some((digest, names)) if *digest == previous => Some(names),
-            _ => None,
-        }
+        self.changes.iter().find(|c| c.from == previous).map(|c| c.names.as_slice())
     }
 
-    /// Records that this set replaces `old`, with the names that differ.
+    /// The set of `resources`, recorded as replacing `old` (of the same type); `None` if it has
+    /// the same content as `old`. O(N).
+    pub(crate) fn replacing(old: &TypeResources, resources: impl IntoIterator<Item = Resource>) -> Option<Self> {
+        let mut set = Self::new(&old.type_url, resources);
+        if set.digest == old.digest {
+            return None;
+        }
+        set.record_changes_from(old);
+        Some(set)
+    }
+
+    /// Records that this set replaces `old`, with the names that differ (O(N): for sets built
+    /// whole, as snapshots are).
     fn record_changes_from(&mut self, old: &TypeResources) {
         let mut names: Vec<Arc<str>> = self
             .resources
@@ -126,7 +235,8 @@ impl TypeResources {
             .map(|(name, _)| name.clone())
             .collect();
         names.extend(old.resources.keys().filter(|name| !self.resources.contains_key(*name)).cloned());
-        self.changes = Some((old.digest, names));
+        names.sort_unstable();
+        self.changes = old.history_with(names, self.len());
     }
 
     /// For a set of clusters: the name of the endpoints (EDS) the cluster `name` uses, if it is an
@@ -144,17 +254,51 @@ impl TypeResources {
         names.get(name).map(String::as_str)
     }
 
+    /// Every resource's `entry`, concatenated in name order.
+    fn concat(&self, entry: impl Fn(&Resource) -> &Bytes) -> Bytes {
+        let mut body = BytesMut::with_capacity(self.resources.values().map(|r| entry(r).len()).sum());
+        for r in self.resources.values() {
+            body.extend_from_slice(entry(r));
+        }
+        body.freeze()
+    }
+
     /// What a delta client that holds none of these resources receives: every resource's delta
     /// entry, built once for all streams.
     pub(crate) fn all_delta_entries(&self) -> &Bytes {
-        self.all_delta_entries.get_or_init(|| {
-            let mut body = BytesMut::with_capacity(self.resources.values().map(|r| r.delta_entry().len()).sum());
-            for r in self.resources.values() {
-                body.extend_from_slice(r.delta_entry());
-            }
-            body.freeze()
-        })
+        self.all_delta_entries.get_or_init(|| self.concat(Resource::delta_entry))
     }
+}
+
+/// The digest of a set from the sum of its resources' digests and their number (0 when empty).
+fn set_digest(digest_sum: u64, len: usize) -> u64 {
+    if len == 0 { 0 } else { xxhash_rust::xxh3::xxh3_64_with_seed(&digest_sum.to_le_bytes(), len as u64) }
+}
+
+/// The union of two sorted, duplicate-free name lists, sorted.
+fn merge_sorted(a: &[Arc<str>], b: &[Arc<str>]) -> Vec<Arc<str>> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                merged.push(a[i].clone());
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                merged.push(b[j].clone());
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                merged.push(a[i].clone());
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend_from_slice(&b[j..]);
+    merged
 }
 
 /// A consistent set of resources for a group of nodes. Cheap to share: every type's resources
@@ -162,8 +306,23 @@ impl TypeResources {
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     types: BTreeMap<String, Arc<TypeResources>>,
-    /// `check_consistency` passed on this content (clones keep it: the content is shared).
-    consistent: bool,
+    /// The consistency check passed on this content, skipping the references into these types
+    /// (clones keep it: the content is shared).
+    consistent: Option<SkippedReferences>,
+}
+
+/// Which references the consistency check skipped, because another cache serves their type.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct SkippedReferences {
+    endpoints: bool,
+    routes: bool,
+}
+
+impl SkippedReferences {
+    /// Whether a check that skipped `self` covers one that skips `other`.
+    fn within(self, other: SkippedReferences) -> bool {
+        (!self.endpoints || other.endpoints) && (!self.routes || other.routes)
+    }
 }
 
 /// Why a snapshot was refused.
@@ -198,7 +357,7 @@ impl Snapshot {
                 (url, set)
             })
             .collect();
-        Self { types, consistent: false }
+        Self { types, consistent: None }
     }
 
     /// The resources of `type_url`, if the snapshot has any.
@@ -231,7 +390,7 @@ impl Snapshot {
     pub(crate) fn reuse_unchanged(&mut self, previous: &Snapshot) {
         for (url, set) in self.types.iter_mut() {
             let Some(old) = previous.types.get(url) else { continue };
-            if old.version == set.version {
+            if old.digest == set.digest {
                 *set = old.clone();
             } else if let Some(set) = Arc::get_mut(set) {
                 set.record_changes_from(old);
@@ -243,11 +402,23 @@ impl Snapshot {
     /// names are in the snapshot. The error lists every missing reference. The result is
     /// remembered, so a checked snapshot set for many groups is checked once.
     pub fn check_consistency(&mut self) -> Result<(), SnapshotError> {
-        if self.consistent {
+        self.check_consistency_except(|_| false)
+    }
+
+    /// [`Self::check_consistency`], except that references into the types for which
+    /// `served_elsewhere` is true are not checked: those types come from another cache (a
+    /// [`crate::cache::LinearCache`] behind a [`crate::cache::MuxCache`], say), so this
+    /// snapshot's resources of them, if any, are not what clients receive.
+    pub fn check_consistency_except(&mut self, served_elsewhere: impl Fn(&str) -> bool) -> Result<(), SnapshotError> {
+        let skipped = SkippedReferences {
+            endpoints: served_elsewhere(type_url::ENDPOINT),
+            routes: served_elsewhere(type_url::ROUTE),
+        };
+        if self.consistent.is_some_and(|checked| checked.within(skipped)) {
             return Ok(());
         }
         let mut missing = Vec::new();
-        if let Some(clusters) = self.types.get(type_url::CLUSTER) {
+        if let Some(clusters) = self.types.get(type_url::CLUSTER).filter(|_| !skipped.endpoints) {
             for r in clusters.iter() {
                 let cluster: Cluster = decode(r)?;
                 let Some(service) = eds_service_name(&cluster) else { continue };
@@ -256,7 +427,7 @@ impl Snapshot {
                 }
             }
         }
-        if let Some(listeners) = self.types.get(type_url::LISTENER) {
+        if let Some(listeners) = self.types.get(type_url::LISTENER).filter(|_| !skipped.routes) {
             for r in listeners.iter() {
                 let listener: Listener = decode(r)?;
                 for route in rds_names(&listener).map_err(|reason| SnapshotError::Undecodable {
@@ -276,7 +447,7 @@ impl Snapshot {
         if !missing.is_empty() {
             return Err(SnapshotError::Inconsistent(missing));
         }
-        self.consistent = true;
+        self.consistent = Some(skipped);
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 //! followed by another of that type until the client answered it (ACK or NACK), which is the
 //! flow control xDS gives.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ use tokio_stream::wrappers::WatchStream;
 use tonic::{Status, Streaming};
 
 use super::Shared;
-use super::subscription::Subscription;
+use super::subscription::{SentVersions, Subscription};
 use crate::codec::{EncodedMessage, len_field_size, put_len_field};
 use crate::observer::{ResponseEvent, SentResources, StreamId};
 use crate::resource::{push_priority as priority, type_url};
@@ -40,7 +40,7 @@ struct TypeState {
     full_state: bool,
     /// Partial types (EDS, RDS, ...): the version of each resource last sent, so an update
     /// carries only what changed.
-    sent_versions: HashMap<Arc<str>, u64>,
+    sent_versions: SentVersions,
     /// A response is out and the client has not answered it yet.
     awaiting_reply: bool,
     /// Answer the next request even if nothing changed (a cluster or listener is warming).
@@ -210,7 +210,7 @@ impl SotwStream {
             requested: false,
             sent: None,
             full_state: full_state(type_url),
-            sent_versions: HashMap::new(),
+            sent_versions: SentVersions::default(),
             awaiting_reply: false,
             answer_next_request: false,
             force: false,
