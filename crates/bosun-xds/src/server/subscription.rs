@@ -43,6 +43,10 @@ impl Subscription {
     /// stream; `legacy_allowed` whether an empty first request means wildcard for this type.
     /// Returns whether the subscription changed.
     pub fn update(&mut self, names: &[String], first: bool, legacy_allowed: bool) -> bool {
+        if !names.is_empty() && self.names_the_same(names) {
+            self.legacy = false;
+            return false;
+        }
         let old_wildcard = self.wildcard;
         let old_names = std::mem::take(&mut self.names);
         if names.is_empty() {
@@ -62,6 +66,17 @@ impl Subscription {
             self.generation += 1;
         }
         changed
+    }
+
+    /// Whether `names` (not empty) is what the subscription already holds. A SotW client repeats
+    /// every name in every ACK (10,000 endpoints names, say): this compares them without
+    /// copying any.
+    fn names_the_same(&self, names: &[String]) -> bool {
+        if names.iter().any(|n| n == "*") != self.wildcard {
+            return false;
+        }
+        let named: HashSet<&str> = names.iter().map(String::as_str).filter(|n| *n != "*").collect();
+        named.len() == self.names.len() && named.iter().all(|n| self.names.contains(*n))
     }
 
     /// What the subscription selects, for observers.
@@ -227,6 +242,19 @@ mod tests {
         // A new subscription compares everything again, and finds "a" unsent.
         s.update(&names(&["a", "b"]), false, false);
         assert_eq!(s.select_changed(&third, &mut sent, false).count, 1);
+    }
+
+    #[test]
+    fn repeated_names_leave_the_subscription_as_it_is() {
+        let mut s = Subscription::default();
+        assert!(s.update(&names(&["a", "b"]), true, false));
+        let generation = s.generation;
+        assert!(!s.update(&names(&["b", "a"]), false, false), "same names, another order");
+        assert_eq!(s.generation, generation);
+        assert!(s.update(&names(&["a", "a"]), false, false), "as many names, but \"b\" is gone");
+        assert!(s.update(&names(&["a", "*"]), false, false), "a wildcard added");
+        assert!(!s.update(&names(&["*", "a"]), false, false));
+        assert!(s.update(&names(&["a", "c"]), false, false));
     }
 
     #[test]
