@@ -18,9 +18,10 @@ use crate::resource::{Resource, type_url};
 /// The resources of one type, with their combined version, the encoded bodies every wildcard
 /// subscriber receives, and what changed from the set this one replaced.
 ///
-/// The resources sit in a persistent ordered map, so a set made from another by changing a few
-/// resources ([`TypeResources::updated`]) shares the rest with it: making it costs
-/// O(changed · log N), not O(N). The version is derived from an order-free sum of per-resource
+/// A set made from another by changing a few resources (as a [`crate::cache::LinearCache`]
+/// does) keeps them in a persistent ordered map and shares the untouched ones with the set it
+/// came from: making it costs O(changed · log N), not O(N). A set built whole (as a snapshot's)
+/// keeps them in a B-tree, which is faster to build and to look up. The version is derived from an order-free sum of per-resource
 /// digests, updated by subtracting a replaced resource's digest and adding its replacement's;
 /// it depends only on the content, so the same resources give the same version in any process.
 /// The concatenated bodies are built on first use.
@@ -31,7 +32,7 @@ pub struct TypeResources {
     digest: u64,
     /// Wrapping sum of every resource's name-and-version digest.
     digest_sum: u64,
-    resources: OrdMap<Arc<str>, Resource>,
+    resources: Entries,
     /// Every resource's `DiscoveryResponse.resources` entry, concatenated on first use.
     all_entries: OnceLock<Bytes>,
     /// Every resource's `DeltaDiscoveryResponse.resources` entry, concatenated on first use.
@@ -61,6 +62,14 @@ impl TypeResources {
     /// Builds the set from `resources` (all of `type_url`; a later duplicate name replaces an
     /// earlier one).
     pub fn new(type_url: &str, resources: impl IntoIterator<Item = Resource>) -> Self {
+        let map: BTreeMap<Arc<str>, Resource> = resources.into_iter().map(|r| (r.name_arc().clone(), r)).collect();
+        let digest_sum = map.values().fold(0u64, |sum, r| sum.wrapping_add(r.name_version_digest()));
+        Self::from_parts(type_url.into(), Entries::Built(map), digest_sum, Vec::new())
+    }
+
+    /// Like [`Self::new`], but in the persistent map that [`Self::updated`] changes in place of
+    /// copying: for sets that will be changed a resource at a time.
+    pub(crate) fn new_persistent(type_url: &str, resources: impl IntoIterator<Item = Resource>) -> Self {
         let mut map = OrdMap::new();
         let mut digest_sum = 0u64;
         for r in resources {
@@ -70,17 +79,12 @@ impl TypeResources {
             }
             digest_sum = digest_sum.wrapping_add(digest);
         }
-        Self::from_parts(type_url.into(), map, digest_sum, Vec::new())
+        Self::from_parts(type_url.into(), Entries::Persistent(map), digest_sum, Vec::new())
     }
 
-    fn from_parts(
-        type_url: Arc<str>,
-        resources: OrdMap<Arc<str>, Resource>,
-        digest_sum: u64,
-        changes: Vec<Changes>,
-    ) -> Self {
+    fn from_parts(type_url: Arc<str>, resources: Entries, digest_sum: u64, changes: Vec<Changes>) -> Self {
         let digest = set_digest(digest_sum, resources.len());
-        let version = if resources.is_empty() { String::from("empty") } else { format!("{digest:016x}") };
+        let version = if resources.len() == 0 { String::from("empty") } else { format!("{digest:016x}") };
         Self {
             type_url,
             version,
@@ -104,7 +108,7 @@ impl TypeResources {
         upserts: impl IntoIterator<Item = Resource>,
         deletes: impl IntoIterator<Item = &'a str>,
     ) -> Option<Self> {
-        let mut resources = self.resources.clone();
+        let mut resources = self.resources.to_persistent();
         let mut digest_sum = self.digest_sum;
         let mut touched: Vec<Arc<str>> = Vec::new();
         for r in upserts {
@@ -143,7 +147,7 @@ impl TypeResources {
             return None;
         }
         let changes = self.history_with(touched, resources.len());
-        Some(Self::from_parts(self.type_url.clone(), resources, digest_sum, changes))
+        Some(Self::from_parts(self.type_url.clone(), Entries::Persistent(resources), digest_sum, changes))
     }
 
     /// The change history of a set that replaces this one and differs from it in `names`
@@ -180,7 +184,7 @@ impl TypeResources {
 
     /// All resources, ordered by name.
     pub fn iter(&self) -> impl Iterator<Item = &Resource> {
-        self.resources.values()
+        self.resources.iter().map(|(_, r)| r)
     }
 
     /// Number of resources.
@@ -190,7 +194,7 @@ impl TypeResources {
 
     /// Whether there are no resources of this type.
     pub fn is_empty(&self) -> bool {
-        self.resources.is_empty()
+        self.resources.len() == 0
     }
 
     /// When this set was built (for push-latency measurements).
@@ -217,7 +221,7 @@ impl TypeResources {
     /// The set of `resources`, recorded as replacing `old` (of the same type); `None` if it has
     /// the same content as `old`. O(N).
     pub(crate) fn replacing(old: &TypeResources, resources: impl IntoIterator<Item = Resource>) -> Option<Self> {
-        let mut set = Self::new(&old.type_url, resources);
+        let mut set = Self::new_persistent(&old.type_url, resources);
         if set.digest == old.digest {
             return None;
         }
@@ -228,14 +232,29 @@ impl TypeResources {
     /// Records that this set replaces `old`, with the names that differ (O(N): for sets built
     /// whole, as snapshots are).
     fn record_changes_from(&mut self, old: &TypeResources) {
-        let mut names: Vec<Arc<str>> = self
-            .resources
-            .iter()
-            .filter(|(name, r)| old.get(name).map(Resource::name_version_digest) != Some(r.name_version_digest()))
-            .map(|(name, _)| name.clone())
-            .collect();
-        names.extend(old.resources.keys().filter(|name| !self.resources.contains_key(*name)).cloned());
-        names.sort_unstable();
+        // Both sets are ordered by name: walk them side by side, no lookups.
+        let mut names: Vec<Arc<str>> = Vec::new();
+        let mut new_entries = self.resources.iter().peekable();
+        let mut old_entries = old.resources.iter().peekable();
+        loop {
+            let order = match (new_entries.peek(), old_entries.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((new_name, _)), Some((old_name, _))) => new_name.cmp(old_name),
+            };
+            match order {
+                std::cmp::Ordering::Less => names.extend(new_entries.next().map(|(name, _)| name.clone())),
+                std::cmp::Ordering::Greater => names.extend(old_entries.next().map(|(name, _)| name.clone())),
+                std::cmp::Ordering::Equal => {
+                    if let (Some((name, r)), Some((_, was))) = (new_entries.next(), old_entries.next())
+                        && r.name_version_digest() != was.name_version_digest()
+                    {
+                        names.push(name.clone());
+                    }
+                }
+            }
+        }
         self.changes = old.history_with(names, self.len());
     }
 
@@ -256,8 +275,8 @@ impl TypeResources {
 
     /// Every resource's `entry`, concatenated in name order.
     fn concat(&self, entry: impl Fn(&Resource) -> &Bytes) -> Bytes {
-        let mut body = BytesMut::with_capacity(self.resources.values().map(|r| entry(r).len()).sum());
-        for r in self.resources.values() {
+        let mut body = BytesMut::with_capacity(self.iter().map(|r| entry(r).len()).sum());
+        for r in self.iter() {
             body.extend_from_slice(entry(r));
         }
         body.freeze()
@@ -267,6 +286,48 @@ impl TypeResources {
     /// entry, built once for all streams.
     pub(crate) fn all_delta_entries(&self) -> &Bytes {
         self.all_delta_entries.get_or_init(|| self.concat(Resource::delta_entry))
+    }
+}
+
+/// A set's resources by name: a B-tree for sets built whole (the fastest to build and to look
+/// up), a persistent map for sets made by changing another (a change copies O(log N) of it and
+/// shares the rest).
+#[derive(Debug)]
+enum Entries {
+    Built(BTreeMap<Arc<str>, Resource>),
+    Persistent(OrdMap<Arc<str>, Resource>),
+}
+
+impl Entries {
+    fn get(&self, name: &str) -> Option<&Resource> {
+        match self {
+            Entries::Built(map) => map.get(name),
+            Entries::Persistent(map) => map.get(name),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Entries::Built(map) => map.len(),
+            Entries::Persistent(map) => map.len(),
+        }
+    }
+
+    /// The entries, ordered by name.
+    fn iter(&self) -> Box<dyn Iterator<Item = (&Arc<str>, &Resource)> + '_> {
+        match self {
+            Entries::Built(map) => Box::new(map.iter()),
+            Entries::Persistent(map) => Box::new(map.iter()),
+        }
+    }
+
+    /// The entries as a persistent map to change: shared when they are one already, built
+    /// (once, O(N)) when the set was built whole.
+    fn to_persistent(&self) -> OrdMap<Arc<str>, Resource> {
+        match self {
+            Entries::Built(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Entries::Persistent(map) => map.clone(),
+        }
     }
 }
 
@@ -531,6 +592,22 @@ mod tests {
             Resource::new(&ClusterLoadAssignment { cluster_name: "a".into(), ..Default::default() }),
         ]);
         ok.check_consistency().expect("consistent");
+    }
+
+    #[test]
+    fn a_set_built_whole_can_be_changed_a_resource_at_a_time() {
+        let cluster = |name: &str, stat: &str| {
+            Resource::new(&Cluster { name: name.into(), alt_stat_name: stat.into(), ..Default::default() })
+        };
+        let built = TypeResources::new(type_url::CLUSTER, [cluster("a", ""), cluster("b", ""), cluster("c", "")]);
+        let changed = built.updated([cluster("b", "2"), cluster("d", "")], ["a"]).expect("changed");
+        let expected = TypeResources::new(type_url::CLUSTER, [cluster("b", "2"), cluster("c", ""), cluster("d", "")]);
+        assert_eq!(changed.version(), expected.version());
+        let names: Vec<&str> = changed.iter().map(Resource::name).collect();
+        assert_eq!(names, ["b", "c", "d"]);
+        let since: Vec<&str> = changed.changed_since(built.digest()).expect("recorded").iter().map(|n| &**n).collect();
+        assert_eq!(since, ["a", "b", "d"]);
+        assert!(built.updated([cluster("c", "")], []).is_none(), "the same content is no change");
     }
 
     #[test]

@@ -62,7 +62,7 @@ impl fmt::Debug for LinearCache {
 impl LinearCache {
     /// An empty cache of `type_url`.
     pub fn new(type_url: &str) -> Self {
-        let empty = Arc::new(TypeResources::new(type_url, []));
+        let empty = Arc::new(TypeResources::new_persistent(type_url, []));
         Self {
             type_url: type_url.into(),
             current: Mutex::new(empty.clone()),
