@@ -5,7 +5,9 @@
 //! own HTTP/2 connection, waits until all have converged, then changes one resource (the
 //! endpoints of one cluster, or with `--change cluster` the cluster itself) and measures the
 //! fan-out to every client and the bytes each received for it. It reports convergence and
-//! fan-out percentiles, update bytes per client, and the server's RSS and CPU.
+//! fan-out percentiles, update bytes per client, and the server's RSS and CPU. With `--linear`
+//! the endpoints come from a `LinearCache` instead of snapshots; every run also reports the
+//! server-side cost of an update (making the new set and waking the streams).
 //! `store` benchmarks a store backend; `metadata` the service metadata centre of `bosun serve`.
 
 mod client;
@@ -50,6 +52,8 @@ enum Command {
         listeners: usize,
         #[arg(long, value_enum, default_value_t = server::Change::Endpoints)]
         change: server::Change,
+        #[arg(long)]
+        linear: bool,
     },
     /// Benchmark a store backend: writes per second and watch latency.
     Store(store::StoreArgs),
@@ -78,6 +82,14 @@ struct RunArgs {
     /// Which resource the update changes.
     #[arg(long, value_enum, default_value_t = server::Change::Endpoints)]
     change: server::Change,
+    /// Serve the endpoints from a `LinearCache` (behind a `MuxCache`) instead of snapshots; an
+    /// update replaces one cluster's endpoints in it.
+    #[arg(long)]
+    linear: bool,
+    /// Updates whose server-side cost is measured: the fan-out one, then the others one at a
+    /// time after it.
+    #[arg(long, default_value_t = 20)]
+    updates: usize,
     /// Give up after this many seconds per phase.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -88,8 +100,8 @@ fn main() -> anyhow::Result<()> {
     raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Some(Command::Server { addr, clusters, listeners, change }) => {
-            runtime.block_on(server::run(addr, clusters, listeners, change))
+        Some(Command::Server { addr, clusters, listeners, change, linear }) => {
+            runtime.block_on(server::run(addr, clusters, listeners, change, linear))
         }
         Some(Command::Store(args)) => runtime.block_on(store::run(args)),
         Some(Command::Metadata(args)) => runtime.block_on(metadata::run(args)),
@@ -131,11 +143,26 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// Asks the server for one update and returns what it took the server to make the new set and
+/// wake the streams.
+async fn update(
+    server_in: &mut tokio::process::ChildStdin,
+    server_out: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
+    server_in.write_all(b"update\n").await?;
+    server_in.flush().await?;
+    let line = tokio::time::timeout(timeout, server_out.next_line()).await??.context("server exited")?;
+    let micros = line.strip_prefix("updated ").with_context(|| format!("server did not update: {line:?}"))?;
+    Ok(Duration::from_micros(micros.parse().with_context(|| format!("server update time {micros:?}"))?))
+}
+
 async fn bench(args: RunArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .args(["server", "--clusters", &args.clusters.to_string(), "--listeners", &args.listeners.to_string()])
         .args(["--change", change_arg(args.change)])
+        .args(args.linear.then_some("--linear"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -201,10 +228,8 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
 
     // Phase 2: one changed cluster, fanned out to every client.
     let t0 = Instant::now();
-    server_in.write_all(b"update\n").await?;
-    server_in.flush().await?;
-    let updated = tokio::time::timeout(timeout, server_out.next_line()).await??;
-    anyhow::ensure!(updated.as_deref() == Some("updated"), "server did not update: {updated:?}");
+    let mut update_cost = Vec::with_capacity(args.updates.max(1));
+    update_cost.push(update(&mut server_in, &mut server_out, timeout).await?);
     let mut fanout = Vec::with_capacity(args.clients);
     let mut update_bytes = Vec::with_capacity(args.clients);
     let mut update_resources = Vec::with_capacity(args.clients);
@@ -223,6 +248,11 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
     }
     let fanout_wall = t0.elapsed();
     let after_update = ProcStats::read(pid)?;
+    for _ in 1..args.updates {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        update_cost.push(update(&mut server_in, &mut server_out, timeout).await?);
+    }
+    update_cost.sort();
     let _ = stop_tx.send(true);
     let mut failures = 0;
     for t in tasks {
@@ -240,12 +270,13 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
     update_bytes.sort_unstable();
     update_resources.sort_unstable();
     println!(
-        "bosun-bench: {} clients ({}), {} clusters, {} listeners, update changes {}",
+        "bosun-bench: {} clients ({}), {} clusters, {} listeners, update changes {}, endpoints from {}",
         args.clients,
         if args.delta { "delta" } else { "sotw" },
         args.clusters,
         args.listeners,
-        change_arg(args.change)
+        change_arg(args.change),
+        if args.linear { "a linear cache" } else { "snapshots" }
     );
     println!("  converged          {converged_count}/{} in {}", args.clients, ms(converged_wall));
     println!(
@@ -266,6 +297,12 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
         median(&update_bytes),
         median(&update_resources),
         update_bytes.last().copied().unwrap_or_default()
+    );
+    println!(
+        "  server update      p50 {} µs  max {} µs over {} updates (make the new set and wake)",
+        percentile(&update_cost, 0.5).as_micros(),
+        update_cost.last().copied().unwrap_or_default().as_micros(),
+        update_cost.len()
     );
     println!(
         "  server RSS         idle {} MiB, converged {} MiB, {:.1} KiB per client",

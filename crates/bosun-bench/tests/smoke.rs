@@ -27,6 +27,25 @@ fn small_delta_run_sends_one_changed_cluster_per_client() {
 }
 
 #[test]
+fn small_linear_runs_send_one_changed_endpoints_per_client() {
+    for protocol in [None, Some("--delta")] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bosun-bench"))
+            .args(["--linear", "--clients", "20", "--clusters", "200", "--listeners", "2", "--updates", "5"])
+            .args(["--timeout-secs", "60"])
+            .args(protocol)
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("endpoints from a linear cache"), "{stdout}");
+        assert!(stdout.contains("converged          20/20"), "{stdout}");
+        assert!(stdout.contains("updated            20/20"), "{stdout}");
+        assert!(stdout.contains(" bytes in 1 resources"), "one changed endpoints out of 200: {stdout}");
+        assert!(stdout.contains("over 5 updates"), "{stdout}");
+    }
+}
+
+#[test]
 fn store_benchmark_runs_on_the_embedded_store() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bosun-bench"))
         .args(["store", "--backend", "embedded", "--writes", "200", "--watched", "20", "--concurrency", "4"])

@@ -2,8 +2,8 @@
 //!
 //! - [`resource`]: named, versioned resources, encoded once and shared by every stream;
 //! - [`snapshot`]: a consistent set of resources of every type, checked before it is served;
-//! - [`cache`]: where the server gets resources ([`Cache`]), and the per-node-group
-//!   [`SnapshotCache`];
+//! - [`cache`]: where the server gets resources ([`Cache`]): the per-node-group
+//!   [`SnapshotCache`], the one-type [`LinearCache`], and the per-type [`MuxCache`];
 //! - [`server`]: ADS and per-type discovery over a cache, State-of-the-World and Delta;
 //! - [`observer`]: stream, request, response, ACK and NACK events for status and metrics;
 //! - [`csds`]: the Client Status Discovery Service over an observer that tracks every client.
@@ -18,7 +18,7 @@ pub mod resource;
 pub mod server;
 pub mod snapshot;
 
-pub use cache::{ByNodeCluster, ByNodeId, Cache, NodeHash, SnapshotCache};
+pub use cache::{ByNodeCluster, ByNodeId, Cache, LinearCache, LinearCacheError, MuxCache, NodeHash, SnapshotCache};
 pub use observer::{Observer, ResponseEvent, StreamId};
 pub use resource::{Resource, XdsResource, type_url};
 pub use server::{XdsServer, XdsServerBuilder};

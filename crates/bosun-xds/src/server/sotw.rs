@@ -10,7 +10,7 @@
 //! with a TTL of every type whose last response was ACKed (the whole subscribed set for
 //! full-state types), so the client renews their TTLs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use tokio_stream::wrappers::WatchStream;
 use tonic::{Status, Streaming};
 
 use super::Shared;
-use super::subscription::Subscription;
+use super::subscription::{SentVersions, Subscription};
 use crate::codec::{EncodedMessage, len_field_size, put_len_field};
 use crate::observer::{ResponseEvent, SentResources, StreamId};
 use crate::resource::{push_priority as priority, type_url};
@@ -47,7 +47,7 @@ struct TypeState {
     ttl_client: bool,
     /// Partial types (EDS, RDS, ...): the version of each resource last sent, so an update
     /// carries only what changed.
-    sent_versions: HashMap<Arc<str>, u64>,
+    sent_versions: SentVersions,
     /// A response is out and the client has not answered it yet.
     awaiting_reply: bool,
     /// The client answered the last response with a NACK: it holds another version.
@@ -232,7 +232,7 @@ impl SotwStream {
             sent: None,
             full_state: full_state(type_url),
             ttl_client: self.node.as_ref().is_some_and(|n| super::wants_sotw_ttl_for(n, type_url)),
-            sent_versions: HashMap::new(),
+            sent_versions: SentVersions::default(),
             awaiting_reply: false,
             nacked: false,
             answer_next_request: false,

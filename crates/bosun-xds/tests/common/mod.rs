@@ -5,11 +5,13 @@
 
 #![allow(dead_code)]
 
+pub mod delta;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bosun_xds::{Observer, ResponseEvent, SnapshotCache, StreamId, XdsServer, XdsServerBuilder, type_url};
+use bosun_xds::{Cache, Observer, ResponseEvent, SnapshotCache, StreamId, XdsServer, XdsServerBuilder, type_url};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType, EdsClusterConfig};
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
@@ -65,8 +67,22 @@ impl TestServer {
     /// Starts a server with the settings `configure` makes (the cache and observer are set).
     pub async fn start_with(configure: impl FnOnce(XdsServerBuilder) -> XdsServerBuilder) -> TestServer {
         let cache = Arc::new(SnapshotCache::default());
+        Self::start_over_with(cache.clone(), cache, configure).await
+    }
+
+    /// Starts a server that serves from `cache` (a `MuxCache`, say), of which `snapshots` is the
+    /// snapshot cache (the test's `cache`).
+    pub async fn start_over(snapshots: Arc<SnapshotCache>, cache: impl Cache) -> TestServer {
+        Self::start_over_with(snapshots, cache, |builder| builder).await
+    }
+
+    async fn start_over_with(
+        snapshots: Arc<SnapshotCache>,
+        cache: impl Cache,
+        configure: impl FnOnce(XdsServerBuilder) -> XdsServerBuilder,
+    ) -> TestServer {
         let observer = Arc::new(Recorder::default());
-        let routes = configure(XdsServer::builder(cache.clone()).observer(observer.clone())).build().routes();
+        let routes = configure(XdsServer::builder(cache).observer(observer.clone())).build().routes();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
@@ -76,7 +92,7 @@ impl TestServer {
                 let _ = rx.await;
             },
         ));
-        TestServer { addr, cache, observer, shutdown: Some(tx), task: Some(task) }
+        TestServer { addr, cache: snapshots, observer, shutdown: Some(tx), task: Some(task) }
     }
 
     /// A fresh connection to the server.

@@ -1,9 +1,6 @@
-//! Caches: where the server gets the resources it pushes.
-//!
-//! The server knows nothing about where configuration comes from; it asks a [`Cache`] for a
-//! watch on one type for one node and pushes whatever the watch holds.
+//! [`SnapshotCache`]: a snapshot of every type per group of nodes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -11,56 +8,22 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+use super::{ByNodeId, Cache, NodeHash, TypeWatch};
 use crate::resource::push_priority;
 use crate::snapshot::{Snapshot, SnapshotError, TypeResources};
 
-/// What a stream watches for one type: `None` until the node's group has a snapshot.
-pub type TypeWatch = watch::Receiver<Option<Arc<TypeResources>>>;
-
-/// A source of resources for the server.
-pub trait Cache: Send + Sync + 'static {
-    /// A watch on the resources of `type_url` that `node` should receive. The receiver's value
-    /// changes whenever those resources change, and only then.
-    fn watch(&self, node: &Node, type_url: &str) -> TypeWatch;
-}
-
-/// Maps a node to the key of the group whose snapshot it receives.
-pub trait NodeHash: Send + Sync + 'static {
-    /// The group key of `node`.
-    fn group(&self, node: &Node) -> String;
-}
-
-/// Groups nodes by `node.id` (one snapshot per node), as go-control-plane's `IDHash`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ByNodeId;
-
-impl NodeHash for ByNodeId {
-    fn group(&self, node: &Node) -> String {
-        node.id.clone()
-    }
-}
-
-/// Groups nodes by `node.cluster`: every node of one service cluster shares a snapshot.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ByNodeCluster;
-
-impl NodeHash for ByNodeCluster {
-    fn group(&self, node: &Node) -> String {
-        node.cluster.clone()
-    }
-}
-
-impl<F: Fn(&Node) -> String + Send + Sync + 'static> NodeHash for F {
-    fn group(&self, node: &Node) -> String {
-        self(node)
-    }
-}
-
 /// A snapshot per group of nodes. Setting a snapshot wakes only the watches of the types whose
 /// version changed.
+///
+/// With [`SnapshotCache::served_elsewhere`], the consistency check skips the references into
+/// types another cache serves: a snapshot whose clusters use EDS endpoints that a
+/// [`super::LinearCache`] serves (the two behind a [`super::MuxCache`]) is accepted without
+/// those endpoints.
 pub struct SnapshotCache {
     hash: Box<dyn NodeHash>,
     groups: RwLock<HashMap<String, Arc<Group>>>,
+    /// Types that clients get from another cache: references into them are not checked.
+    served_elsewhere: BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -83,7 +46,10 @@ impl GroupState {
 
 impl fmt::Debug for SnapshotCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SnapshotCache").field("groups", &self.groups.read().len()).finish()
+        f.debug_struct("SnapshotCache")
+            .field("groups", &self.groups.read().len())
+            .field("served_elsewhere", &self.served_elsewhere)
+            .finish()
     }
 }
 
@@ -96,7 +62,18 @@ impl Default for SnapshotCache {
 impl SnapshotCache {
     /// A cache that groups nodes with `hash`.
     pub fn new(hash: impl NodeHash) -> Self {
-        Self { hash: Box::new(hash), groups: RwLock::new(HashMap::new()) }
+        Self { hash: Box::new(hash), groups: RwLock::new(HashMap::new()), served_elsewhere: BTreeSet::new() }
+    }
+
+    /// Declares that clients get `type_urls` from another cache (this one sits behind a
+    /// [`super::MuxCache`] that routes those types elsewhere): the consistency check of
+    /// [`Self::set_snapshot`] no longer requires that the resources clusters and listeners
+    /// reference of those types be in the snapshot (for [`crate::type_url::ENDPOINT`]: the
+    /// EDS endpoints of clusters; for [`crate::type_url::ROUTE`]: the RDS route configurations
+    /// of listeners). Making sure the other cache holds them is then the caller's job.
+    pub fn served_elsewhere<S: Into<String>>(mut self, type_urls: impl IntoIterator<Item = S>) -> Self {
+        self.served_elsewhere.extend(type_urls.into_iter().map(Into::into));
+        self
     }
 
     fn group(&self, key: &str) -> Arc<Group> {
@@ -106,10 +83,11 @@ impl SnapshotCache {
         self.groups.write().entry(key.to_owned()).or_default().clone()
     }
 
-    /// Checks `snapshot` for consistency and, if it passes, makes it the snapshot of `group`.
-    /// Types whose content is unchanged keep their version and wake nobody.
+    /// Checks `snapshot` for consistency (skipping references into the types
+    /// [`Self::served_elsewhere`]) and, if it passes, makes it the snapshot of `group`. Types
+    /// whose content is unchanged keep their version and wake nobody.
     pub fn set_snapshot(&self, group: &str, mut snapshot: Snapshot) -> Result<(), SnapshotError> {
-        snapshot.check_consistency()?;
+        snapshot.check_consistency_except(|t| self.served_elsewhere.contains(t))?;
         let g = self.group(group);
         let mut state = g.state.lock();
         if let Some(prev) = &state.snapshot {
@@ -182,15 +160,10 @@ impl Cache for SnapshotCache {
     }
 }
 
-impl<C: Cache + ?Sized> Cache for Arc<C> {
-    fn watch(&self, node: &Node, type_url: &str) -> TypeWatch {
-        (**self).watch(node, type_url)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::ByNodeCluster;
     use crate::resource::{Resource, type_url};
     use envoy_types::pb::envoy::config::cluster::v3::Cluster;
     use envoy_types::pb::envoy::config::listener::v3::Listener;
