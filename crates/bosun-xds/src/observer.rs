@@ -86,6 +86,10 @@ pub struct SentResources<'a> {
     pub resources: &'a Arc<TypeResources>,
     /// What the stream subscribed to when the response was written.
     pub subscribed: Subscribed<'a>,
+    /// Changes whenever what the stream subscribes to for this type changes: two responses of
+    /// one stream and type with the same generation have the same `subscribed`, so an observer
+    /// need not compare the names.
+    pub subscription_generation: u64,
 }
 
 /// Receives the server's events. Every method has an empty default, so an observer implements

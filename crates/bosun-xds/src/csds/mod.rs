@@ -222,7 +222,11 @@ mod tests {
             latency: Duration::ZERO,
         };
         tracker.response(id, &event);
-        let sent = SentResources { type_url: type_url::CLUSTER, version, resources, subscribed };
+        // A new generation each time: the names are read on every call.
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let subscription_generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sent =
+            SentResources { type_url: type_url::CLUSTER, version, resources, subscribed, subscription_generation };
         tracker.resources_sent(id, &sent);
     }
 

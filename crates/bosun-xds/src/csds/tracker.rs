@@ -70,6 +70,8 @@ pub struct Held {
     pub resources: Arc<TypeResources>,
     /// The subscribed names; `None`: every resource (wildcard).
     pub names: Option<Vec<String>>,
+    /// The stream's subscription generation these names were taken at.
+    pub subscription_generation: u64,
     /// When the last response was sent.
     pub sent_at: SystemTime,
 }
@@ -209,11 +211,13 @@ impl Observer for ClientStatusTracker {
 
     fn resources_sent(&self, id: StreamId, sent: &SentResources<'_>) {
         self.with_type(id, sent.type_url, |t| {
+            let generation = sent.subscription_generation;
             let names = match (sent.subscribed, t.held.take()) {
                 (Subscribed::All, _) => None,
-                // The same names as before (the usual case on a push): no copy.
-                (names, Some(Held { names: Some(held), .. }))
-                    if held.len() == names.len() && held.iter().all(|n| names.contains(n)) =>
+                // The subscription did not change since the last response (the usual case on a
+                // push): the names are the ones held, with neither a copy nor a comparison.
+                (_, Some(Held { names: Some(held), subscription_generation, .. }))
+                    if subscription_generation == generation =>
                 {
                     Some(held)
                 }
@@ -223,7 +227,12 @@ impl Observer for ClientStatusTracker {
                     Some(names)
                 }
             };
-            t.held = Some(Held { resources: sent.resources.clone(), names, sent_at: SystemTime::now() });
+            t.held = Some(Held {
+                resources: sent.resources.clone(),
+                names,
+                subscription_generation: generation,
+                sent_at: SystemTime::now(),
+            });
             t.requested = Vec::new();
         });
     }
@@ -289,20 +298,35 @@ mod tests {
         tracker.stream_opened(3, &Node { id: "n".into(), ..Default::default() });
         let set = Arc::new(TypeResources::new("t", []));
         let held = |tracker: &ClientStatusTracker| tracker.streams()[0].types["t"].held.clone().expect("held").names;
-        let send = |names: &std::collections::HashSet<String>| {
-            let sent =
-                SentResources { type_url: "t", version: "v", resources: &set, subscribed: Subscribed::Names(names) };
+        let send = |names: &std::collections::HashSet<String>, generation: u64| {
+            let subscribed = Subscribed::Names(names);
+            let sent = SentResources {
+                type_url: "t",
+                version: "v",
+                resources: &set,
+                subscribed,
+                subscription_generation: generation,
+            };
             tracker.resources_sent(3, &sent);
         };
         let ab: std::collections::HashSet<String> = ["b".to_owned(), "a".to_owned()].into();
-        send(&ab);
+        send(&ab, 1);
         assert_eq!(held(&tracker), Some(vec!["a".to_owned(), "b".to_owned()]));
-        send(&ab);
+        send(&ab, 1);
         assert_eq!(held(&tracker), Some(vec!["a".to_owned(), "b".to_owned()]));
         let ac: std::collections::HashSet<String> = ["a".to_owned(), "c".to_owned()].into();
-        send(&ac);
+        send(&ac, 2);
         assert_eq!(held(&tracker), Some(vec!["a".to_owned(), "c".to_owned()]));
-        let all = SentResources { type_url: "t", version: "v", resources: &set, subscribed: Subscribed::All };
+        // The same generation means the same names: they are taken as held, not read again.
+        send(&ab, 2);
+        assert_eq!(held(&tracker), Some(vec!["a".to_owned(), "c".to_owned()]));
+        let all = SentResources {
+            type_url: "t",
+            version: "v",
+            resources: &set,
+            subscribed: Subscribed::All,
+            subscription_generation: 3,
+        };
         tracker.resources_sent(3, &all);
         assert_eq!(held(&tracker), None);
     }

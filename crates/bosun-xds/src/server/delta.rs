@@ -102,6 +102,8 @@ struct TypeState {
     aliases: HashSet<Arc<str>>,
     /// VHDS over ADS: the route configurations already answered as namespaces.
     namespaces: HashSet<Arc<str>>,
+    /// Changes whenever the subscribed names or the wildcard do (for observers).
+    generation: u64,
     /// The resources the cache holds for this node (`None`: no snapshot yet).
     current: Option<Arc<TypeResources>>,
     /// What the client holds, by name.
@@ -137,6 +139,7 @@ impl TypeState {
             vhds: type_url == type_url::VIRTUAL_HOST,
             aliases: HashSet::new(),
             namespaces: HashSet::new(),
+            generation: 0,
             current,
             held: HashMap::new(),
             requested: false,
@@ -157,6 +160,7 @@ impl TypeState {
             return;
         }
         self.diffed = None;
+        self.generation += 1;
         if first {
             // Reconnecting: what the client already has need not be sent again.
             for (name, version) in &req.initial_resource_versions {
@@ -322,7 +326,9 @@ impl TypeState {
                     self.aliases.remove(&alias);
                     self.held.remove(&alias);
                     self.held.insert(r.name_arc().clone(), Held::Version(r.name_version_digest()));
-                    self.names.insert(r.name_arc().clone());
+                    if self.names.insert(r.name_arc().clone()) {
+                        self.generation += 1;
+                    }
                     diff.chunks.push(alias_entry(r, &alias));
                     diff.count += 1;
                 }
@@ -551,8 +557,13 @@ impl DeltaStream {
             let nonce = self.queue_response(self.order[i], &current, chunks, count, &removed, false);
             let st = &mut self.types[self.order[i]];
             let subscribed = if st.wildcard { Subscribed::All } else { Subscribed::SharedNames(&st.names) };
-            let sent =
-                SentResources { type_url: &st.type_url, version: current.version(), resources: &current, subscribed };
+            let sent = SentResources {
+                type_url: &st.type_url,
+                version: current.version(),
+                resources: &current,
+                subscribed,
+                subscription_generation: st.generation,
+            };
             self.shared.observer.resources_sent(self.id, &sent);
             st.outstanding = Some((nonce, current.version().to_owned()));
             if self.fixed_type.is_none() && current.type_url() == type_url::CLUSTER && !replaced.is_empty() {

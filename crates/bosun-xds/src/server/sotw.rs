@@ -280,6 +280,7 @@ impl SotwStream {
                 version: current.version(),
                 resources: &current,
                 subscribed: st.subscription.subscribed(),
+                subscription_generation: st.subscription.generation(),
             };
             self.shared.observer.resources_sent(self.id, &sent);
             st.sent = Some(Sent { nonce, digest: selection.digest });

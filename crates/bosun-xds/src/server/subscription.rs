@@ -80,6 +80,11 @@ impl Subscription {
         named.len() == self.names.len() && named.iter().all(|n| self.names.contains(*n))
     }
 
+    /// Changes whenever the subscription does.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// What the subscription selects, for observers.
     pub fn subscribed(&self) -> Subscribed<'_> {
         if self.wildcard { Subscribed::All } else { Subscribed::Names(&self.names) }
