@@ -81,6 +81,12 @@ struct RunArgs {
     /// Give up after this many seconds per phase.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
+    /// Benchmark this server program instead of the built-in `server` subcommand: a program
+    /// path, optionally followed by arguments, split at whitespace (for example
+    /// `"target/gcp-bench-server"`). `--clusters`, `--listeners` and `--change` are appended; it
+    /// must speak the same stdio protocol (`listening <addr>`, `update` → `updated`).
+    #[arg(long, value_name = "COMMAND")]
+    server_cmd: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -131,16 +137,30 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// The server program and the arguments before the common ones: `--server-cmd` split at
+/// whitespace, or this binary's own `server` subcommand.
+fn server_command(server_cmd: Option<&str>) -> anyhow::Result<(std::path::PathBuf, Vec<String>)> {
+    match server_cmd {
+        Some(cmd) => {
+            let mut words = cmd.split_whitespace().map(str::to_owned);
+            let program = words.next().context("--server-cmd: empty command")?;
+            Ok((program.into(), words.collect()))
+        }
+        None => Ok((std::env::current_exe()?, vec!["server".to_owned()])),
+    }
+}
+
 async fn bench(args: RunArgs) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["server", "--clusters", &args.clusters.to_string(), "--listeners", &args.listeners.to_string()])
+    let (program, leading_args) = server_command(args.server_cmd.as_deref())?;
+    let mut child = tokio::process::Command::new(&program)
+        .args(&leading_args)
+        .args(["--clusters", &args.clusters.to_string(), "--listeners", &args.listeners.to_string()])
         .args(["--change", change_arg(args.change)])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .context("starting the server process")?;
+        .with_context(|| format!("starting the server process {}", program.display()))?;
     let pid = child.id().context("server pid")?;
     let mut server_in = child.stdin.take().context("server stdin")?;
     let mut server_out = BufReader::new(child.stdout.take().context("server stdout")?).lines();
@@ -247,6 +267,7 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
         args.listeners,
         change_arg(args.change)
     );
+    println!("  server             {}", args.server_cmd.as_deref().unwrap_or("bosun-xds (built-in)"));
     println!("  converged          {converged_count}/{} in {}", args.clients, ms(converged_wall));
     println!(
         "  convergence        p50 {}  p99 {}  max {}",
