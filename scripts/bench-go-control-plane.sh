@@ -124,5 +124,5 @@ for name in patterns:
         continue
     mb, mg = statistics.median(b), statistics.median(g)
     ratio = f"{mb / mg:.2f}" if mg else "-"
-    print(f"  {name:<24} {mb:>10.1f} / {mg:>10.1f} = {ratio}  (runs: {len(b)}, {len(g)})")
+    print(f"  {name:<24} {mb:>10.6g} / {mg:>10.6g} = {ratio}  (runs: {len(b)}, {len(g)})")
 PY
