@@ -72,7 +72,11 @@ if [ -z "$server" ]; then
   rm -rf "$src" && mkdir -p "$src"
   cp bench/go-control-plane/main.go bench/go-control-plane/go.mod "$src/"
   [ -f bench/go-control-plane/go.sum ] && cp bench/go-control-plane/go.sum "$src/"
-  (cd "$src" && "$go_cmd" mod tidy && "$go_cmd" build -o "$target/gcp-bench-server" .)
+  if ! (cd "$src" && "$go_cmd" mod tidy && "$go_cmd" build -o "$target/gcp-bench-server" .); then
+    echo "building the reference server failed: it needs the Go module proxy for go-control-plane;" \
+      "or set GCP_BENCH_SERVER to one built elsewhere" >&2
+    exit 1
+  fi
   server="$target/gcp-bench-server"
 fi
 [ -x "$server" ] || { echo "GCP_BENCH_SERVER=$server is not an executable" >&2; exit 1; }
