@@ -93,6 +93,12 @@ struct RunArgs {
     /// Give up after this many seconds per phase.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
+    /// Benchmark this server program instead of the built-in `server` subcommand: a program
+    /// path, optionally followed by arguments, split at whitespace (for example
+    /// `"target/gcp-bench-server"`). `--clusters`, `--listeners` and `--change` are appended; it
+    /// must speak the same stdio protocol (`listening <addr>`, `update` → `updated`).
+    #[arg(long, value_name = "COMMAND")]
+    server_cmd: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -144,30 +150,51 @@ fn ms(d: Duration) -> String {
 }
 
 /// Asks the server for one update and returns what it took the server to make the new set and
-/// wake the streams.
+/// wake the streams (`updated <µs>`; a server that prints only `updated` gives no figure).
 async fn update(
     server_in: &mut tokio::process::ChildStdin,
     server_out: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     timeout: Duration,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Option<Duration>> {
     server_in.write_all(b"update\n").await?;
     server_in.flush().await?;
     let line = tokio::time::timeout(timeout, server_out.next_line()).await??.context("server exited")?;
-    let micros = line.strip_prefix("updated ").with_context(|| format!("server did not update: {line:?}"))?;
-    Ok(Duration::from_micros(micros.parse().with_context(|| format!("server update time {micros:?}"))?))
+    let micros = line.strip_prefix("updated").with_context(|| format!("server did not update: {line:?}"))?.trim();
+    if micros.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Duration::from_micros(micros.parse().with_context(|| format!("server update time {micros:?}"))?)))
+}
+
+/// The server program and the arguments before the common ones: `--server-cmd` split at
+/// whitespace, or this binary's own `server` subcommand.
+fn server_command(server_cmd: Option<&str>) -> anyhow::Result<(std::path::PathBuf, Vec<String>)> {
+    match server_cmd {
+        Some(cmd) => {
+            let mut words = cmd.split_whitespace().map(str::to_owned);
+            let program = words.next().context("--server-cmd: empty command")?;
+            Ok((program.into(), words.collect()))
+        }
+        None => Ok((std::env::current_exe()?, vec!["server".to_owned()])),
+    }
 }
 
 async fn bench(args: RunArgs) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["server", "--clusters", &args.clusters.to_string(), "--listeners", &args.listeners.to_string()])
+    anyhow::ensure!(
+        !(args.linear && args.server_cmd.is_some()),
+        "--linear: an option of the built-in server, not of a --server-cmd program"
+    );
+    let (program, leading_args) = server_command(args.server_cmd.as_deref())?;
+    let mut child = tokio::process::Command::new(&program)
+        .args(&leading_args)
+        .args(["--clusters", &args.clusters.to_string(), "--listeners", &args.listeners.to_string()])
         .args(["--change", change_arg(args.change)])
         .args(args.linear.then_some("--linear"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .context("starting the server process")?;
+        .with_context(|| format!("starting the server process {}", program.display()))?;
     let pid = child.id().context("server pid")?;
     let mut server_in = child.stdin.take().context("server stdin")?;
     let mut server_out = BufReader::new(child.stdout.take().context("server stdout")?).lines();
@@ -229,7 +256,7 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
     // Phase 2: one changed cluster, fanned out to every client.
     let t0 = Instant::now();
     let mut update_cost = Vec::with_capacity(args.updates.max(1));
-    update_cost.push(update(&mut server_in, &mut server_out, timeout).await?);
+    update_cost.extend(update(&mut server_in, &mut server_out, timeout).await?);
     let mut fanout = Vec::with_capacity(args.clients);
     let mut update_bytes = Vec::with_capacity(args.clients);
     let mut update_resources = Vec::with_capacity(args.clients);
@@ -250,7 +277,7 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
     let after_update = ProcStats::read(pid)?;
     for _ in 1..args.updates {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        update_cost.push(update(&mut server_in, &mut server_out, timeout).await?);
+        update_cost.extend(update(&mut server_in, &mut server_out, timeout).await?);
     }
     update_cost.sort();
     let _ = stop_tx.send(true);
@@ -278,6 +305,7 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
         change_arg(args.change),
         if args.linear { "a linear cache" } else { "snapshots" }
     );
+    println!("  server             {}", args.server_cmd.as_deref().unwrap_or("bosun-xds (built-in)"));
     println!("  converged          {converged_count}/{} in {}", args.clients, ms(converged_wall));
     println!(
         "  convergence        p50 {}  p99 {}  max {}",

@@ -46,6 +46,34 @@ fn small_linear_runs_send_one_changed_endpoints_per_client() {
 }
 
 #[test]
+fn server_cmd_runs_the_bench_against_the_given_program() {
+    // bosun-bench's own `server` subcommand stands in for an external server here: it speaks the
+    // same stdio protocol, and needs no other toolchain.
+    let server_cmd = format!("{} server", env!("CARGO_BIN_EXE_bosun-bench"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bosun-bench"))
+        .args(["--server-cmd", &server_cmd, "--clients", "10", "--clusters", "5", "--listeners", "1"])
+        .args(["--timeout-secs", "60"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("server             {server_cmd}")), "{stdout}");
+    assert!(stdout.contains("converged          10/10"), "{stdout}");
+    assert!(stdout.contains("updated            10/10"), "{stdout}");
+}
+
+#[test]
+fn server_cmd_that_cannot_start_is_named_in_the_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bosun-bench"))
+        .args(["--server-cmd", "/nonexistent/xds-server --flag", "--clients", "1", "--timeout-secs", "10"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a missing server must fail the run");
+    assert!(stderr.contains("starting the server process /nonexistent/xds-server"), "{stderr}");
+}
+
+#[test]
 fn store_benchmark_runs_on_the_embedded_store() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bosun-bench"))
         .args(["store", "--backend", "embedded", "--writes", "200", "--watched", "20", "--concurrency", "4"])
