@@ -18,7 +18,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -31,7 +30,7 @@ use tonic::{Status, Streaming};
 use super::Shared;
 use super::names::{Glob, canonical_name, resolve_vhds_alias, split_vhds_alias};
 use crate::codec::{EncodedMessage, len_field_size, put_len_field};
-use crate::observer::{ResponseEvent, SentResources, StreamId, Subscribed};
+use crate::observer::{SentResources, StreamId, Subscribed};
 use crate::resource::{Resource, TtlView, push_priority, type_url};
 use crate::snapshot::TypeResources;
 
@@ -618,24 +617,8 @@ impl DeltaStream {
         let nonce = self.next_nonce.to_string();
         let head = response_head(current.version(), &st.type_url, &nonce, removed, &self.shared.control_plane_id);
         let message = EncodedMessage::new(head, chunks);
-        let event = ResponseEvent {
-            type_url: &st.type_url,
-            version: current.version(),
-            nonce: &nonce,
-            resources: count,
-            bytes: message.encoded_len(),
-            // A heartbeat is no push: it has no push latency.
-            latency: if heartbeat {
-                Duration::ZERO
-            } else {
-                Instant::now().saturating_duration_since(current.created())
-            },
-        };
-        if heartbeat {
-            self.shared.observer.heartbeat(self.id, &event);
-        } else {
-            self.shared.observer.response(self.id, &event);
-        }
+        let sent = super::Outgoing { type_url: &st.type_url, current, nonce: &nonce, count, heartbeat };
+        super::report_response(&self.shared, self.id, &sent, &message);
         self.outbox.push_back(message);
         nonce
     }

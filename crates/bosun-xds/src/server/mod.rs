@@ -87,6 +87,42 @@ pub(crate) fn check_request<'a>(
     }
 }
 
+/// A response a stream is about to write, as observers see it.
+pub(crate) struct Outgoing<'a> {
+    /// The response's type URL.
+    pub type_url: &'a str,
+    /// The resources of the type the response was made from (its version is the response's).
+    pub current: &'a crate::snapshot::TypeResources,
+    /// The response's nonce.
+    pub nonce: &'a str,
+    /// Resources in the response.
+    pub count: usize,
+    /// A heartbeat (TTL renewal) rather than a push.
+    pub heartbeat: bool,
+}
+
+/// Reports `sent`, encoded as `message`, to the observer: as a push, with the time since its
+/// resources were set, or as a heartbeat, which has no push latency.
+pub(crate) fn report_response(shared: &Shared, id: StreamId, sent: &Outgoing<'_>, message: &EncodedMessage) {
+    let event = crate::observer::ResponseEvent {
+        type_url: sent.type_url,
+        version: sent.current.version(),
+        nonce: sent.nonce,
+        resources: sent.count,
+        bytes: message.encoded_len(),
+        latency: if sent.heartbeat {
+            std::time::Duration::ZERO
+        } else {
+            std::time::Instant::now().saturating_duration_since(sent.current.created())
+        },
+    };
+    if sent.heartbeat {
+        shared.observer.heartbeat(id, &event);
+    } else {
+        shared.observer.response(id, &event);
+    }
+}
+
 /// Refuses one more type on a stream that has [`MAX_TYPES_PER_STREAM`].
 pub(crate) fn check_type_count(types: usize) -> Result<(), Status> {
     if types >= MAX_TYPES_PER_STREAM {
