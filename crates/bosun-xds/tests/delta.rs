@@ -488,3 +488,39 @@ async fn vhds_over_ads_answers_the_route_configurations_namespace() {
     drop(ads);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn vhds_aliases_of_one_virtual_host_share_its_entry_and_waiting_ones_are_bounded() {
+    let server = TestServer::start().await;
+    let set = |vhs: Vec<Resource>| server.cache.set_snapshot("n1", Snapshot::new(vhs)).expect("consistent");
+    set(vec![virtual_host("local/app", &["app.test", "www.app.test"], "c1")]);
+    let mut vhds = DeltaStream::open(&server, "n1", Kind::Vhds).await;
+
+    // Two hosts of one virtual host in one request: one entry naming both (a response may
+    // name a resource once).
+    vhds.request(VIRTUAL_HOST, &["local/app.test", "local/www.app.test"], &[], "").await;
+    let both = vhds.recv().await;
+    let mut entries = vhds_entries(&both);
+    entries[0].1.sort();
+    assert_eq!(entries, [("local/app".into(), vec!["local/app.test".into(), "local/www.app.test".into()], true)]);
+    vhds.ack(&both).await;
+
+    // 1,100 hosts nobody serves: each answered "not found"; at most 1,024 keep waiting, and when
+    // a virtual host serves them all, they come in its one entry.
+    let hosts: Vec<String> = (0..1100).map(|i| format!("local/h{i}.test")).collect();
+    let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    vhds.request(VIRTUAL_HOST, &names, &[], "").await;
+    let missing = vhds.recv().await;
+    assert_eq!(missing.resources.len(), 1100);
+    assert!(missing.resources.iter().all(|r| r.resource.is_none() && r.aliases == [r.name.clone()]));
+    vhds.ack(&missing).await;
+    set(vec![virtual_host("local/app", &["app.test", "www.app.test"], "c1"), virtual_host("local/all", &["*"], "c2")]);
+    let served = vhds.recv().await;
+    let entries = vhds_entries(&served);
+    assert_eq!(entries.len(), 1, "one entry for the virtual host that serves them: {entries:?}");
+    let (name, aliases, body) = &entries[0];
+    assert_eq!((name.as_str(), *body), ("local/all", true));
+    assert!((1..=1024).contains(&aliases.len()), "{} aliases waited", aliases.len());
+    drop(vhds);
+    server.shutdown().await;
+}

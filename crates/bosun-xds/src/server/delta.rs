@@ -16,7 +16,7 @@
 //! body-less `Resource` (name, version, TTL) for each resource with a TTL that the client holds
 //! at its current version: the client renews the TTL and changes nothing else.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -38,6 +38,9 @@ type Change = Option<Arc<TypeResources>>;
 
 /// The wildcard resource name.
 const WILDCARD: &str = "*";
+
+/// VHDS: the most aliases one stream keeps waiting for a virtual host that serves them.
+const MAX_WAITING_ALIASES: usize = 1024;
 
 /// What the client holds of one resource name, as far as the server knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +104,8 @@ struct TypeState {
     aliases: HashSet<Arc<str>>,
     /// VHDS over ADS: the route configurations already answered as namespaces.
     namespaces: HashSet<Arc<str>>,
+    /// VHDS: the digest of the set the waiting aliases were last resolved against.
+    aliases_checked: Option<u64>,
     /// Changes whenever the subscribed names or the wildcard do (for observers).
     generation: u64,
     /// The resources the cache holds for this node (`None`: no snapshot yet).
@@ -138,6 +143,7 @@ impl TypeState {
             vhds: type_url == type_url::VIRTUAL_HOST,
             aliases: HashSet::new(),
             namespaces: HashSet::new(),
+            aliases_checked: None,
             generation: 0,
             current,
             held: HashMap::new(),
@@ -310,34 +316,47 @@ impl TypeState {
 
     /// VHDS: answers the aliases not yet resolved. An alias that names a virtual host, or that
     /// a virtual host of its route configuration serves, is answered with that virtual host and
-    /// its name is subscribed from then on (updates and removal follow it by name). One that
-    /// resolves to nothing is answered once with an empty resource named after it, as Envoy
-    /// expects, and waits for a virtual host that serves it.
+    /// its name is subscribed from then on (updates and removal follow it by name); aliases
+    /// that resolve to one virtual host share its one entry (a response names a resource once).
+    /// One that resolves to nothing is answered once with an empty resource named after it, as
+    /// Envoy expects, and waits for a virtual host that serves it: it is looked at again only
+    /// when the virtual hosts change, and at most [`MAX_WAITING_ALIASES`] wait (Envoy asks again
+    /// for a host it still cannot route), so requests for made-up hosts cannot grow a stream.
     fn resolve_aliases(&mut self, set: &TypeResources, diff: &mut Diff) {
-        let pending: Vec<Arc<str>> = self.aliases.iter().cloned().collect();
+        let changed = self.aliases_checked.replace(set.digest()) != Some(set.digest());
+        let pending: Vec<Arc<str>> =
+            self.aliases.iter().filter(|a| changed || self.held.get(*a) != Some(&Held::Absent)).cloned().collect();
+        let mut found: BTreeMap<Arc<str>, (Resource, Vec<Arc<str>>)> = BTreeMap::new();
         for alias in pending {
-            let found = set.get(&alias).or_else(|| {
+            let target = set.get(&alias).or_else(|| {
                 let (route_config, host) = split_vhds_alias(&alias)?;
                 resolve_vhds_alias(set, route_config, host)
             });
-            match found {
+            match target {
                 Some(r) => {
                     self.aliases.remove(&alias);
                     self.held.remove(&alias);
-                    self.held.insert(r.name_arc().clone(), Held::Version(r.name_version_digest()));
-                    if self.names.insert(r.name_arc().clone()) {
-                        self.generation += 1;
-                    }
-                    diff.chunks.push(alias_entry(r, &alias));
-                    diff.count += 1;
+                    found.entry(r.name_arc().clone()).or_insert_with(|| (r.clone(), Vec::new())).1.push(alias);
                 }
                 None => {
                     if self.held.insert(alias.clone(), Held::Absent) != Some(Held::Absent) {
                         diff.chunks.push(not_found_entry(&alias));
                         diff.count += 1;
                     }
+                    if self.aliases.len() > MAX_WAITING_ALIASES {
+                        self.aliases.remove(&alias);
+                        self.held.remove(&alias);
+                    }
                 }
             }
+        }
+        for (name, (r, aliases)) in found {
+            self.held.insert(name.clone(), Held::Version(r.name_version_digest()));
+            if self.names.insert(name) {
+                self.generation += 1;
+            }
+            diff.chunks.push(alias_entry(&r, &aliases));
+            diff.count += 1;
         }
     }
 
@@ -645,21 +664,23 @@ impl Drop for DeltaStream {
     }
 }
 
-/// The `DeltaDiscoveryResponse.resources` entry of `r` answering the VHDS alias `alias`: the
-/// resource (version 1, resource 2, name 3) with `aliases` (4) naming the alias.
-fn alias_entry(r: &Resource, alias: &str) -> Bytes {
+/// The `DeltaDiscoveryResponse.resources` entry of `r` answering the VHDS `aliases`: the
+/// resource (version 1, resource 2, name 3) with `aliases` (4) naming them.
+fn alias_entry(r: &Resource, aliases: &[Arc<str>]) -> Bytes {
     let any = r.sotw_entry();
     let body_len = len_field_size(1, r.version().len())
         + any.len()
         + len_field_size(3, r.name().len())
-        + len_field_size(4, alias.len());
+        + aliases.iter().map(|a| len_field_size(4, a.len())).sum::<usize>();
     let mut entry = BytesMut::with_capacity(len_field_size(2, body_len));
     prost::encoding::encode_key(2, prost::encoding::WireType::LengthDelimited, &mut entry);
     prost::encoding::encode_varint(body_len as u64, &mut entry);
     put_len_field(&mut entry, 1, r.version().as_bytes());
     entry.extend_from_slice(any);
     put_len_field(&mut entry, 3, r.name().as_bytes());
-    put_len_field(&mut entry, 4, alias.as_bytes());
+    for alias in aliases {
+        put_len_field(&mut entry, 4, alias.as_bytes());
+    }
     entry.freeze()
 }
 
